@@ -1,0 +1,62 @@
+# xenchan-proxy: a Xen PV channel backend.  See README.md.
+VERSION   = 0.1.0
+CC       ?= cc
+PKG_CONFIG ?= pkg-config
+PYTHON   ?= /usr/bin/python3
+CFLAGS   ?= -O2 -g
+WARN      = -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE
+# B is the build directory: build/ normally, build-asan/ for the sanitizer run.
+B        ?= build
+SAN      ?=
+ifeq ($(SAN),1)
+  B       = build-asan
+  CFLAGS  = -O1 -g -fno-omit-frame-pointer -fsanitize=address,undefined -fno-sanitize-recover=all
+  LDFLAGS += -fsanitize=address,undefined
+endif
+
+XEN_PKGS  = xenstore xengnttab xenevtchn xentoollog
+XEN_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(XEN_PKGS) 2>/dev/null)
+XEN_LIBS   := $(shell $(PKG_CONFIG) --libs $(XEN_PKGS) 2>/dev/null)
+
+PROXY_SRCS = xenchan-proxy.c ring.c xs.c endpoint.c held.c
+PROXY_OBJS = $(PROXY_SRCS:%.c=$(B)/%.o)
+
+all: xenchan-proxy sim
+
+$(B)/%.o: %.c $(wildcard *.h)
+	@mkdir -p $(@D)
+	$(CC) $(WARN) $(CFLAGS) $(XEN_CFLAGS) -DXENCHAN_VERSION='"$(VERSION)"' -c -o $@ $<
+
+$(B)/xenchan-proxy: $(PROXY_OBJS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(XEN_LIBS)
+
+xenchan-proxy: $(B)/xenchan-proxy
+	@[ "$(B)" = build ] && cp $< $@ || true
+
+include tests/sim/sim.mk
+
+# ---- tests -------------------------------------------------------------------
+# Every default test; see tests/README.md.  PYTEST_ARGS adds pytest options.
+check: all $(B)/tests/test-units
+	XENCHAN_BUILD=$(CURDIR)/$(B) $(PYTHON) -m pytest -q -n 2 tests $(PYTEST_ARGS)
+
+unit: $(B)/tests/test-units
+	$(B)/tests/test-units
+
+$(B)/tests/test-units: tests/test-units.c ring.c held.c xs.c ring.h held.h xs.h
+	@mkdir -p $(@D)
+	$(CC) $(WARN) $(CFLAGS) $(XEN_CFLAGS) $(LDFLAGS) -I. -o $@ tests/test-units.c ring.c held.c xs.c $(XEN_LIBS)
+
+check-asan:
+	$(MAKE) SAN=1 check
+
+demo: deps all
+	tests/demo.sh
+
+deps:
+	tests/install-deps.sh
+
+clean:
+	rm -rf build build-asan xenchan-proxy
+
+.PHONY: all check unit check-asan demo deps clean sim

@@ -1,0 +1,284 @@
+/*
+ * endpoint.c - listen, connect, pty and stdio endpoints (see endpoint.h).
+ * Errors are left in ep->err as "syscall path: reason" for the caller to log.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/sockios.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sysexits.h>
+#include <termios.h>
+#include <unistd.h>
+#include "endpoint.h"
+
+#define RETRY_FIRST_MS 100
+#define RETRY_MAX_MS   5000
+
+static int fail(struct endpoint *ep, int code, const char *fmt, ...)
+{
+	int e = errno;
+	va_list ap;
+	size_t n;
+
+	va_start(ap, fmt);
+	vsnprintf(ep->err, sizeof(ep->err), fmt, ap);
+	va_end(ap);
+	n = strlen(ep->err);
+	snprintf(ep->err + n, sizeof(ep->err) - n, ": %s", strerror(e));
+	errno = e;
+	return code;
+}
+
+void endpoint_init(struct endpoint *ep, enum endpoint_kind kind, const char *path, mode_t mode)
+{
+	memset(ep, 0, sizeof(*ep));
+	ep->kind = kind;
+	ep->path = path;
+	ep->mode = mode;
+	ep->listen_fd = ep->rfd = ep->wfd = ep->pty_slave_fd = -1;
+}
+
+static bool set_unix_addr(struct sockaddr_un *sa, const char *path)
+{
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sa->sun_path)) {
+		errno = ENAMETOOLONG;
+		return false;
+	}
+	strcpy(sa->sun_path, path);
+	return true;
+}
+
+/* Is something accepting connections on path?  Decides stale vs live. */
+static bool socket_is_live(const struct sockaddr_un *sa)
+{
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	bool live;
+
+	if (fd < 0)
+		return true;   /* cannot tell: assume live, never steal */
+	live = connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0
+		|| (errno != ECONNREFUSED && errno != ENOENT);
+	close(fd);
+	return live;
+}
+
+static int bind_listener(struct endpoint *ep, int fd, const struct sockaddr_un *sa)
+{
+	mode_t old = umask(0777 & ~ep->mode);
+	int r = bind(fd, (const struct sockaddr *)sa, sizeof(*sa));
+
+	umask(old);
+	return r;
+}
+
+static int open_listener(struct endpoint *ep)
+{
+	struct sockaddr_un sa;
+	struct stat st;
+	int fd;
+
+	if (!set_unix_addr(&sa, ep->path))
+		return fail(ep, EX_USAGE, "socket path %s", ep->path);
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd < 0)
+		return fail(ep, EX_OSERR, "socket");
+	if (bind_listener(ep, fd, &sa) < 0) {
+		if (errno != EADDRINUSE) {
+			close(fd);
+			return fail(ep, EX_CANTCREAT, "bind %s", ep->path);
+		}
+		/* Replace only a stale socket file: never a live one, never a
+		 * file that is not a socket. */
+		if (lstat(ep->path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
+			errno = EEXIST;
+			close(fd);
+			return fail(ep, EX_CANTCREAT, "bind %s: not a socket", ep->path);
+		}
+		if (socket_is_live(&sa)) {
+			errno = EADDRINUSE;
+			close(fd);
+			return fail(ep, EX_CANTCREAT, "bind %s: a live socket is listening there", ep->path);
+		}
+		unlink(ep->path);
+		if (bind_listener(ep, fd, &sa) < 0) {
+			close(fd);
+			return fail(ep, EX_CANTCREAT, "bind %s", ep->path);
+		}
+	}
+	ep->created_path = true;
+	if (chmod(ep->path, ep->mode) < 0 || listen(fd, 16) < 0) {
+		close(fd);
+		return fail(ep, EX_CANTCREAT, "listen %s", ep->path);
+	}
+	ep->listen_fd = fd;
+	return 0;
+}
+
+static int open_pty(struct endpoint *ep)
+{
+	struct termios tio;
+	int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC | O_NONBLOCK);
+
+	if (master < 0)
+		return fail(ep, EX_OSERR, "posix_openpt");
+	if (grantpt(master) < 0 || unlockpt(master) < 0
+	    || ptsname_r(master, ep->pty_name, sizeof(ep->pty_name)) != 0) {
+		close(master);
+		return fail(ep, EX_OSERR, "unlockpt /dev/ptmx");
+	}
+	/* Hold the slave open ourselves: with no slave open, writes to the
+	 * master fail with EIO and the line is hung up on each client's
+	 * close.  Held open, guest output waits in the pty's buffer (then
+	 * ours) for the next reader. */
+	ep->pty_slave_fd = open(ep->pty_name, O_RDWR | O_NOCTTY | O_CLOEXEC);
+	if (ep->pty_slave_fd < 0) {
+		close(master);
+		return fail(ep, EX_OSERR, "open %s", ep->pty_name);
+	}
+	if (tcgetattr(ep->pty_slave_fd, &tio) == 0) {
+		cfmakeraw(&tio);
+		tcsetattr(ep->pty_slave_fd, TCSANOW, &tio);
+	}
+	if (ep->path != NULL) {
+		struct stat st;
+		if (lstat(ep->path, &st) == 0 && S_ISLNK(st.st_mode))
+			unlink(ep->path);
+		if (symlink(ep->pty_name, ep->path) < 0) {
+			close(master);
+			return fail(ep, EX_CANTCREAT, "symlink %s -> %s", ep->path, ep->pty_name);
+		}
+		ep->created_path = true;
+	}
+	ep->rfd = ep->wfd = master;
+	return 0;
+}
+
+static int open_stdio(struct endpoint *ep)
+{
+	/* Non-blocking, so a full pipe never stalls the loop (and the guest). */
+	for (int fd = 0; fd <= 1; fd++) {
+		int fl = fcntl(fd, F_GETFL);
+		if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+			return fail(ep, EX_OSERR, "fcntl %s", fd ? "stdout" : "stdin");
+	}
+	ep->rfd = 0;
+	ep->wfd = 1;
+	return 0;
+}
+
+int endpoint_open(struct endpoint *ep)
+{
+	errno = 0;
+	switch (ep->kind) {
+	case EP_LISTEN:  return ep->listen_fd >= 0 ? 0 : open_listener(ep);
+	case EP_CONNECT: endpoint_connect(ep); return 0;
+	case EP_PTY:     return open_pty(ep);
+	case EP_STDIO:   return open_stdio(ep);
+	default:         errno = EINVAL; return fail(ep, EX_SOFTWARE, "no endpoint");
+	}
+}
+
+void endpoint_adopt_listener(struct endpoint *ep, int fd)
+{
+	ep->listen_fd = fd;
+	ep->inherited = true;
+	fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+}
+
+bool endpoint_has_client(const struct endpoint *ep)
+{
+	return ep->wfd >= 0;
+}
+
+bool endpoint_accept(struct endpoint *ep)
+{
+	int fd = accept4(ep->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+	if (fd < 0) {
+		fail(ep, 0, "accept %s", ep->path ? ep->path : "(inherited socket)");
+		return false;
+	}
+	ep->rfd = ep->wfd = fd;
+	ep->read_eof = false;
+	return true;
+}
+
+bool endpoint_connect(struct endpoint *ep)
+{
+	struct sockaddr_un sa;
+	int fd;
+
+	if (!set_unix_addr(&sa, ep->path)) {
+		fail(ep, 0, "connect %s", ep->path);
+		return false;
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+		ep->rfd = ep->wfd = fd;
+		ep->read_eof = false;
+		ep->retry_ms = 0;
+		return true;
+	}
+	fail(ep, 0, "connect %s", ep->path);
+	if (fd >= 0)
+		close(fd);
+	ep->retry_ms = ep->retry_ms == 0 ? RETRY_FIRST_MS
+		: (ep->retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : ep->retry_ms * 2);
+	return false;
+}
+
+bool endpoint_drop_client(struct endpoint *ep)
+{
+	switch (ep->kind) {
+	case EP_LISTEN:
+	case EP_CONNECT:
+		if (ep->rfd >= 0)
+			close(ep->rfd);
+		ep->rfd = ep->wfd = -1;
+		ep->read_eof = false;
+		ep->retry_ms = 0;   /* reconnect at once, back off on failure */
+		return true;
+	case EP_PTY:
+		return true;        /* the master stays; there is no "client" to lose */
+	default:
+		return false;       /* stdio: the consumer is gone for good */
+	}
+}
+
+size_t endpoint_unread(const struct endpoint *ep)
+{
+	int n = 0;
+
+	if (ep->wfd < 0 || (ep->kind != EP_LISTEN && ep->kind != EP_CONNECT))
+		return 0;
+	if (ioctl(ep->wfd, SIOCOUTQ, &n) < 0 || n < 0)
+		return 0;
+	return (size_t)n;
+}
+
+void endpoint_close(struct endpoint *ep)
+{
+	if (ep->kind == EP_STDIO) {
+		for (int fd = 0; fd <= 1; fd++)
+			fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) & ~O_NONBLOCK);
+	} else if (ep->rfd >= 0) {
+		close(ep->rfd);
+	}
+	if (ep->pty_slave_fd >= 0)
+		close(ep->pty_slave_fd);
+	if (ep->listen_fd >= 0 && !ep->inherited)
+		close(ep->listen_fd);
+	if (ep->created_path && ep->path != NULL)
+		unlink(ep->path);
+	ep->rfd = ep->wfd = ep->listen_fd = ep->pty_slave_fd = -1;
+	ep->created_path = false;
+}

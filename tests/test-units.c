@@ -1,0 +1,164 @@
+/*
+ * test-units.c - unit tests of the pure parts: ring.c, held.c and the
+ * parsers and channel matching of xs.c.  Run by tests/test_units.py.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include "held.h"
+#include "ring.h"
+#include "xs.h"
+
+static int failures, checks;
+
+#define CHECK(cond) do { checks++; if (!(cond)) { failures++; \
+	fprintf(stderr, "%s:%d: check failed: %s\n", __FILE__, __LINE__, #cond); } } while (0)
+
+static _Alignas(4096) char page[RING_PAGE_SIZE];
+
+/* Move n bytes through out[] from a frontend view to a backend view. */
+static void test_ring_roundtrip(void)
+{
+	struct ring_dir fo, fi, bo, bi;
+	struct iovec iov[2];
+	char src[5000], dst[5000];
+	size_t moved = 0, sent = 0;
+	int cnt;
+
+	memset(page, 0, sizeof(page));
+	for (size_t i = 0; i < sizeof(src); i++)
+		src[i] = (char)(i * 7 + 3);
+	ring_frontend_init(page, &fo, &fi);
+	ring_backend_init(page, &bo, &bi);
+	while (moved < sizeof(src)) {
+		ssize_t room = ring_writable(&fo, iov, &cnt);
+		CHECK(room >= 0 && room <= 2048);
+		size_t k = ring_iov_copy_in(iov, cnt, src + sent, sizeof(src) - sent < 700 ? sizeof(src) - sent : 700);
+		ring_produce(&fo, k);
+		sent += k;
+		ssize_t avail = ring_readable(&bo, iov, &cnt);
+		CHECK(avail >= 0);
+		size_t got = ring_iov_copy_out(iov, cnt, dst + moved, avail);
+		ring_consume(&bo, got);
+		moved += got;
+	}
+	CHECK(memcmp(src, dst, sizeof(src)) == 0);
+	CHECK(((struct xencons_interface *)page)->out_cons == sizeof(src));
+}
+
+static void test_ring_wrap_iovecs(void)
+{
+	struct xencons_interface *x = (void *)page;
+	struct ring_dir bo, bi;
+	struct iovec iov[2];
+	int cnt;
+
+	memset(page, 0, sizeof(page));
+	x->out_cons = 2040;
+	x->out_prod = 2060;              /* wraps: 8 bytes at the end, 12 at the start */
+	ring_backend_init(page, &bo, &bi);
+	CHECK(ring_readable(&bo, iov, &cnt) == 20);
+	CHECK(cnt == 2 && iov[0].iov_len == 8 && iov[1].iov_len == 12);
+	CHECK(iov[0].iov_base == x->out + 2040 && iov[1].iov_base == x->out);
+	x->out_cons = 0xfffffffc;        /* free-running indices wrap around 2^32 */
+	x->out_prod = 4;
+	ring_backend_init(page, &bo, &bi);
+	CHECK(ring_readable(&bo, iov, &cnt) == 8);
+}
+
+static void test_ring_hostile_indices(void)
+{
+	struct xencons_interface *x = (void *)page;
+	struct ring_dir bo, bi;
+	struct iovec iov[2];
+	int cnt;
+
+	memset(page, 0, sizeof(page));
+	ring_backend_init(page, &bo, &bi);
+	x->out_prod = 2049;              /* more than out[] holds */
+	CHECK(ring_readable(&bo, iov, &cnt) == -1);
+	x->out_prod = (uint32_t)-1;      /* backwards */
+	CHECK(ring_readable(&bo, iov, &cnt) == -1);
+	x->out_prod = 2048;              /* exactly full is fine */
+	CHECK(ring_readable(&bo, iov, &cnt) == 2048);
+	x->in_cons = 5;                  /* consumer ahead of our producer */
+	CHECK(ring_writable(&bi, iov, &cnt) == -1);
+	x->in_cons = 0;
+	CHECK(ring_writable(&bi, iov, &cnt) == 1024);
+	/* The guest scribbling on our index changes nothing we use. */
+	x->out_cons = 12345;
+	CHECK(ring_readable(&bo, iov, &cnt) == 2048);
+	ring_consume(&bo, 48);
+	CHECK(x->out_cons == 48);
+}
+
+static void test_held(void)
+{
+	struct held h;
+	struct iovec in[2], out[2];
+	char a[3000], b[3000], got[6000];
+	int cnt;
+
+	memset(a, 'a', sizeof(a));
+	memset(b, 'b', sizeof(b));
+	held_init(&h, 5000);
+	in[0] = (struct iovec){ a, sizeof(a) };
+	CHECK(held_put(&h, in, 1, sizeof(a)) == 3000);
+	held_drop(&h, 1000);                      /* head moves: the next put wraps */
+	in[0] = (struct iovec){ b, sizeof(b) };
+	CHECK(held_put(&h, in, 1, sizeof(b)) == 3000);
+	CHECK(h.len == 5000 && held_room(&h) == 0);
+	CHECK(held_put(&h, in, 1, 1) == 0);       /* the bound holds */
+	size_t n = held_peek(&h, out, &cnt);
+	CHECK(n == 5000);
+	CHECK(ring_iov_copy_out(out, cnt, got, n) == 5000);
+	CHECK(memcmp(got, a, 2000) == 0 && memcmp(got + 2000, b, 3000) == 0);
+	held_drop(&h, 5000);
+	CHECK(h.buf == NULL && h.cap == 0);       /* empty means no memory */
+	held_free(&h);
+}
+
+static void test_parse_uint(void)
+{
+	unsigned long v;
+
+	CHECK(xs_parse_uint("0", 10, &v) && v == 0);
+	CHECK(xs_parse_uint("4294967295", 4294967295UL, &v) && v == 4294967295UL);
+	CHECK(!xs_parse_uint("4294967296", 4294967295UL, &v));
+	CHECK(!xs_parse_uint("", 10, &v));
+	CHECK(!xs_parse_uint("-1", 10, &v));
+	CHECK(!xs_parse_uint("+1", 10, &v));
+	CHECK(!xs_parse_uint(" 1", 10, &v));
+	CHECK(!xs_parse_uint("1 ", 10, &v));
+	CHECK(!xs_parse_uint("0x10", 100, &v));
+	CHECK(!xs_parse_uint("99999999999999999999999", ~0UL, &v));
+	CHECK(!xs_parse_uint(NULL, 10, &v));
+}
+
+static void test_pick_channel(void)
+{
+	const char *ids[] = { "0", "1", "2", "3", "x" };
+	const char *names[] = { "org.c0", "org.a", "org.b", "org.a", "org.z" };
+	size_t idx = 99;
+
+	CHECK(xs_pick_channel(ids, names, 5, "2", &idx) == XSR_OK && idx == 2);
+	CHECK(xs_pick_channel(ids, names, 5, "org.b", &idx) == XSR_OK && idx == 2);
+	CHECK(xs_pick_channel(ids, names, 5, "org.a", &idx) == XSR_AMBIGUOUS);
+	CHECK(xs_pick_channel(ids, names, 5, "0", &idx) == XSR_INVALID);
+	CHECK(xs_pick_channel(ids, names, 5, "org.c0", &idx) == XSR_NOT_FOUND);
+	CHECK(xs_pick_channel(ids, names, 5, "org.z", &idx) == XSR_NOT_FOUND);
+	CHECK(xs_pick_channel(ids, names, 5, "7", &idx) == XSR_NOT_FOUND);
+	CHECK(xs_pick_channel(ids, names, 0, "org.a", &idx) == XSR_NOT_FOUND);
+}
+
+int main(void)
+{
+	test_ring_roundtrip();
+	test_ring_wrap_iovecs();
+	test_ring_hostile_indices();
+	test_held();
+	test_parse_uint();
+	test_pick_channel();
+	printf("units: %d checks, %d failed\n", checks, failures);
+	return failures ? 1 : 0;
+}

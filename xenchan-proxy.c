@@ -1,0 +1,924 @@
+/*
+ * xenchan-proxy - serve one Xen PV channel of one domain.
+ *
+ * One process per (domain, channel): find the channel in xenstore, act as
+ * its xenbus backend, map the guest's console ring, bind its event channel,
+ * and relay bytes between the ring and one dom0 endpoint (a Unix socket we
+ * listen on or connect to, a pty, or stdio) until the domain dies.
+ * Protocol: docs/protocol.md.  One poll loop; nothing wakes us but an event
+ * channel notification, the endpoint, xenstore watches and signals.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
+#include <sysexits.h>
+#include <time.h>
+#include <unistd.h>
+#include <xenevtchn.h>
+#include <xengnttab.h>
+#include <xenstore.h>
+#include <xentoollog.h>
+
+#include "endpoint.h"
+#include "held.h"
+#include "ring.h"
+#include "xs.h"
+
+#ifndef XENCHAN_VERSION
+#define XENCHAN_VERSION "unknown"
+#endif
+
+#define DEFAULT_LIMIT     (1UL << 20)   /* libxl's "limit" node */
+#define FINAL_DRAIN_MS    5000          /* give a reading client this long at the end */
+
+struct options {
+	const char *domain, *channel;
+	enum endpoint_kind kind;
+	const char *path;                /* socket path or pty link */
+	mode_t mode;
+	unsigned backend_domid;
+	const char *transcript;
+	unsigned long buffer;
+	bool buffer_set;
+	bool overflow_keep;
+	int verbosity;                   /* -1 quiet, 0 default, 1 -v, 2 -vv */
+};
+
+enum phase {
+	PH_WAITING,     /* InitWait: for ring-ref and port */
+	PH_CONNECTED,   /* ring mapped, relaying */
+	PH_CLOSING,     /* frontend said Closing; still draining out[] */
+	PH_CLOSED,      /* frontend Closed; waiting for it to come back */
+	PH_REFUSED,     /* the guest broke the protocol; until it reconnects */
+	PH_ENDING,      /* channel or domain gone: deliver what is held, exit */
+};
+
+/* Count repeats of one kind of refusal; log the 1st, 2nd, 4th, 8th... so a
+ * guest cannot flood the log, and nothing needs a timer. */
+struct repeat { unsigned long n; };
+
+struct proxy {
+	struct options opt;
+	xentoollog_logger_stdiostream *logger;
+	struct xs_handle *xs;
+	struct xs_channel ch;
+	xengnttab_handle *gnt;
+	xenevtchn_handle *evt;
+	void *page;                      /* the mapped ring, NULL when not */
+	evtchn_port_t port;              /* our end of the event channel */
+	struct ring_dir out, in;
+	enum phase phase;
+	struct held held;
+	struct endpoint ep;
+	bool client_wr_dead;             /* client cannot take more bytes */
+	int sigfd;
+	int transcript_fd;
+	unsigned long long out_total;    /* bytes taken from out[] since start */
+	unsigned long long in_total;     /* bytes put into in[] since start */
+	unsigned long long discarded;
+	struct repeat rep_discard, rep_refuse, rep_keep;
+	bool notify_due;
+	bool stop;
+	int exit_code;
+};
+
+/* ---- logging --------------------------------------------------------------- */
+
+static void plog(struct proxy *p, xentoollog_level level, int errnoval,
+		 const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+
+static void plog(struct proxy *p, xentoollog_level level, int errnoval,
+		 const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (p->ch.fe[0])
+		xtl_log((xentoollog_logger *)p->logger, level, errnoval, "xenchan-proxy",
+			"domain %u%s%s%s channel %s: %s", p->ch.domid,
+			p->ch.domain_name[0] ? " (" : "", p->ch.domain_name,
+			p->ch.domain_name[0] ? ")" : "",
+			p->ch.name[0] ? p->ch.name : p->opt.channel, msg);
+	else
+		xtl_log((xentoollog_logger *)p->logger, level, errnoval, "xenchan-proxy",
+			"domain %s channel %s: %s", p->opt.domain, p->opt.channel, msg);
+}
+
+static bool repeat_log(struct repeat *r)
+{
+	r->n++;
+	return (r->n & (r->n - 1)) == 0;
+}
+
+/* ---- options -------------------------------------------------------------- */
+
+static const char usage_text[] =
+"usage: xenchan-proxy [options] DOMAIN CHANNEL\n"
+"  DOMAIN   domid, or domain name (the /local/domain/*/name node)\n"
+"  CHANNEL  channel name (the frontend \"name\" node), or a devid number\n"
+"  -l, --listen PATH      create a listening Unix socket; one client at a time\n"
+"  -c, --connect PATH     connect to a Unix socket; retry with capped backoff\n"
+"  -p, --pty[=LINK]       allocate a pty, publish it in the frontend \"tty\" node\n"
+"  -s, --stdio            relay standard input and output\n"
+"  (none of these)        use the backend's \"connection\"/\"path\" nodes\n"
+"  -m, --mode MODE        permissions of a created socket (default 0600)\n"
+"  -b, --backend-domid N  the backend domain (default 0)\n"
+"  -t, --transcript FILE  append both directions to FILE, with marks\n"
+"      --buffer SIZE      bytes held for an absent or slow client\n"
+"                         (default: the frontend's \"limit\" node)\n"
+"      --overflow-data discard|keep  beyond that bound (default discard)\n"
+"  -v, --verbose (repeat for more), -q, --quiet, -h, --help, -V, --version\n";
+
+static int usage(const char *why)
+{
+	if (why)
+		fprintf(stderr, "xenchan-proxy: %s\n", why);
+	fputs(usage_text, stderr);
+	return EX_USAGE;
+}
+
+/* SIZE: bytes, with an optional K, M or G suffix (powers of 1024). */
+static bool parse_size(const char *s, unsigned long *out)
+{
+	char num[32];
+	size_t n = strlen(s);
+	unsigned shift = 0;
+
+	if (n == 0 || n >= sizeof(num))
+		return false;
+	memcpy(num, s, n + 1);
+	switch (num[n - 1]) {
+	case 'K': case 'k': shift = 10; break;
+	case 'M': case 'm': shift = 20; break;
+	case 'G': case 'g': shift = 30; break;
+	}
+	if (shift)
+		num[n - 1] = '\0';
+	if (!xs_parse_uint(num, (1UL << 40) >> shift, out))
+		return false;
+	*out <<= shift;
+	return true;
+}
+
+static int set_endpoint(struct options *o, enum endpoint_kind kind, const char *path)
+{
+	if (o->kind != EP_NONE)
+		return usage("choose one of --listen, --connect, --pty, --stdio");
+	o->kind = kind;
+	o->path = path;
+	return 0;
+}
+
+static int parse_options(struct options *o, int argc, char **argv)
+{
+	enum { OPT_BUFFER = 256, OPT_OVERFLOW };
+	static const struct option longopts[] = {
+		{ "listen", required_argument, NULL, 'l' },
+		{ "connect", required_argument, NULL, 'c' },
+		{ "pty", optional_argument, NULL, 'p' },
+		{ "stdio", no_argument, NULL, 's' },
+		{ "mode", required_argument, NULL, 'm' },
+		{ "backend-domid", required_argument, NULL, 'b' },
+		{ "transcript", required_argument, NULL, 't' },
+		{ "buffer", required_argument, NULL, OPT_BUFFER },
+		{ "overflow-data", required_argument, NULL, OPT_OVERFLOW },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "quiet", no_argument, NULL, 'q' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },
+		{ NULL, 0, NULL, 0 },
+	};
+	unsigned long v;
+	int c, r = 0;
+
+	memset(o, 0, sizeof(*o));
+	o->mode = 0600;
+	while (r == 0 && (c = getopt_long(argc, argv, "l:c:p::sm:b:t:vqhV", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'l': r = set_endpoint(o, EP_LISTEN, optarg); break;
+		case 'c': r = set_endpoint(o, EP_CONNECT, optarg); break;
+		case 'p': r = set_endpoint(o, EP_PTY, optarg); break;
+		case 's': r = set_endpoint(o, EP_STDIO, NULL); break;
+		case 'm':
+			if (optarg[0] < '0' || optarg[0] > '7' || strspn(optarg, "01234567") != strlen(optarg)
+			    || (v = strtoul(optarg, NULL, 8)) > 0777)
+				return usage("--mode takes octal permissions, such as 0660");
+			o->mode = v;
+			break;
+		case 'b':
+			if (!xs_parse_uint(optarg, 0x7fef, &v))
+				return usage("--backend-domid takes a domid");
+			o->backend_domid = v;
+			break;
+		case 't': o->transcript = optarg; break;
+		case OPT_BUFFER:
+			if (!parse_size(optarg, &o->buffer))
+				return usage("--buffer takes a size in bytes (K, M, G suffixes)");
+			o->buffer_set = true;
+			break;
+		case OPT_OVERFLOW:
+			if (strcmp(optarg, "keep") != 0 && strcmp(optarg, "discard") != 0)
+				return usage("--overflow-data takes discard or keep");
+			o->overflow_keep = strcmp(optarg, "keep") == 0;
+			break;
+		case 'v': o->verbosity++; break;
+		case 'q': o->verbosity = -1; break;
+		case 'h': fputs(usage_text, stdout); return -1;
+		case 'V': printf("xenchan-proxy %s\n", XENCHAN_VERSION); return -1;
+		default: return usage(NULL);
+		}
+	}
+	if (r != 0)
+		return r;
+	if (argc - optind != 2)
+		return usage("expected DOMAIN and CHANNEL");
+	o->domain = argv[optind];
+	o->channel = argv[optind + 1];
+	return 0;
+}
+
+/* ---- transcript ------------------------------------------------------------ */
+
+static void transcript_open(struct proxy *p)
+{
+	if (p->opt.transcript == NULL)
+		return;
+	if (p->transcript_fd >= 0)
+		close(p->transcript_fd);
+	p->transcript_fd = open(p->opt.transcript, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (p->transcript_fd < 0)
+		plog(p, XTL_ERROR, errno, "open %s", p->opt.transcript);
+}
+
+/* One record: "@SECONDS.MICROS DIR LEN\n" then LEN raw bytes and "\n". */
+static void transcript_add(struct proxy *p, const char *dir,
+			   const struct iovec *iov, int iovcnt, size_t n)
+{
+	struct iovec rec[4];
+	struct timespec ts;
+	char head[64];
+	int k = 0;
+
+	if (p->transcript_fd < 0 || n == 0)
+		return;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	rec[k].iov_base = head;
+	rec[k++].iov_len = snprintf(head, sizeof(head), "@%lld.%06ld %s %zu\n",
+				    (long long)ts.tv_sec, ts.tv_nsec / 1000, dir, n);
+	for (int i = 0; i < iovcnt && n > 0; i++) {
+		rec[k] = iov[i];
+		if (rec[k].iov_len > n)
+			rec[k].iov_len = n;
+		n -= rec[k++].iov_len;
+	}
+	rec[k].iov_base = "\n";
+	rec[k++].iov_len = 1;
+	if (writev(p->transcript_fd, rec, k) < 0 && repeat_log(&p->rep_refuse))
+		plog(p, XTL_WARN, errno, "write %s", p->opt.transcript);
+}
+
+/* ---- the ring ---------------------------------------------------------------- */
+
+static void ring_release(struct proxy *p)
+{
+	if (p->page == NULL)
+		return;
+	xenevtchn_unbind(p->evt, p->port);
+	xengnttab_unmap(p->gnt, p->page, 1);
+	p->page = NULL;
+	plog(p, XTL_INFO, -1, "ring released");
+}
+
+static void protocol_error(struct proxy *p, const char *what)
+{
+	if (repeat_log(&p->rep_refuse))
+		plog(p, XTL_ERROR, -1, "guest broke the ring protocol (%s): not serving "
+		     "this ring until the frontend reconnects (%lu refusals)", what,
+		     p->rep_refuse.n);
+	ring_release(p);
+	p->phase = PH_REFUSED;
+}
+
+static void ring_attach(struct proxy *p)
+{
+	struct xs_ring_info ri;
+	struct iovec iov[2];
+	int cnt, port;
+	char msg[256];
+
+	if (xs_frontend_ring(p->xs, &p->ch, &ri, msg, sizeof(msg)) != XSR_OK) {
+		if (repeat_log(&p->rep_refuse))
+			plog(p, XTL_WARN, -1, "not connecting: %s", msg);
+		return;
+	}
+	p->page = xengnttab_map_grant_ref(p->gnt, p->ch.domid, ri.ring_ref,
+					  PROT_READ | PROT_WRITE);
+	if (p->page == NULL) {
+		if (repeat_log(&p->rep_refuse))
+			plog(p, XTL_ERROR, errno, "xengnttab_map_grant_ref ring-ref %u", ri.ring_ref);
+		return;
+	}
+	port = xenevtchn_bind_interdomain(p->evt, p->ch.domid, ri.port);
+	if (port < 0) {
+		if (repeat_log(&p->rep_refuse))
+			plog(p, XTL_ERROR, errno, "xenevtchn_bind_interdomain port %u", ri.port);
+		xengnttab_unmap(p->gnt, p->page, 1);
+		p->page = NULL;
+		return;
+	}
+	p->port = port;
+	ring_backend_init(p->page, &p->out, &p->in);
+	if (ring_readable(&p->out, iov, &cnt) < 0 || ring_writable(&p->in, iov, &cnt) < 0) {
+		protocol_error(p, "impossible indices at connect");
+		return;
+	}
+	ring_mark_connected(p->page);
+	if (xs_set_backend_state(p->xs, &p->ch, XB_CONNECTED) != XSR_OK) {
+		ring_release(p);
+		return;
+	}
+	p->phase = PH_CONNECTED;
+	p->notify_due = true;   /* the guest may be waiting on a full ring */
+	plog(p, XTL_INFO, -1, "connected: ring-ref %u, port %u (ours %d), %u bytes waiting",
+	     ri.ring_ref, ri.port, port, *p->out.prod - p->out.local);
+}
+
+/* ---- relaying ---------------------------------------------------------------- */
+
+static void iov_advance(struct iovec *iov, int *cnt, size_t n)
+{
+	while (*cnt > 0 && n >= iov[0].iov_len) {
+		n -= iov[0].iov_len;
+		iov[0] = iov[1];
+		(*cnt)--;
+	}
+	if (*cnt > 0) {
+		iov[0].iov_base = (char *)iov[0].iov_base + n;
+		iov[0].iov_len -= n;
+	}
+}
+
+static bool client_writable(const struct proxy *p)
+{
+	return endpoint_has_client(&p->ep) && !p->client_wr_dead;
+}
+
+/* A write to the client failed for good: it is gone for writing. */
+static void client_write_failed(struct proxy *p, int err)
+{
+	if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR)
+		return;
+	plog(p, XTL_INFO, err, "client write");
+	p->client_wr_dead = true;
+}
+
+/* Deliver held bytes, oldest first. */
+static void flush_held(struct proxy *p)
+{
+	struct iovec iov[2];
+	int cnt;
+	ssize_t w;
+
+	if (p->held.len == 0 || !client_writable(p))
+		return;
+	held_peek(&p->held, iov, &cnt);
+	w = writev(p->ep.wfd, iov, cnt);
+	if (w > 0)
+		held_drop(&p->held, w);
+	else if (w < 0)
+		client_write_failed(p, errno);
+}
+
+static void discard(struct proxy *p, size_t n, unsigned long long offset)
+{
+	p->discarded += n;
+	if (repeat_log(&p->rep_discard))
+		plog(p, XTL_WARN, -1, "discarded %zu bytes from the guest at stream offset %llu: "
+		     "client %s and %zu bytes already held (total discarded %llu)", n, offset,
+		     client_writable(p) ? "slow" : "absent", p->held.len, p->discarded);
+}
+
+/* Guest to client: straight from out[] when nothing is held and the client
+ * takes it; otherwise behind what is held; beyond the bound, discard or
+ * (keep) leave it in the ring for the guest to wait on. */
+static void pump_out(struct proxy *p)
+{
+	struct iovec iov[2], rest[2];
+	ssize_t avail, w;
+	size_t taken = 0;
+	int cnt, rcnt;
+
+	if (p->page == NULL || (p->phase != PH_CONNECTED && p->phase != PH_CLOSING))
+		return;
+	avail = ring_readable(&p->out, iov, &cnt);
+	if (avail <= 0) {
+		if (avail < 0)
+			protocol_error(p, "out_prod runs more than out[] ahead of out_cons");
+		return;
+	}
+	if (p->held.len == 0 && client_writable(p)) {
+		w = writev(p->ep.wfd, iov, cnt);
+		if (w > 0)
+			taken = w;
+		else
+			client_write_failed(p, errno);
+	}
+	if (taken < (size_t)avail) {
+		memcpy(rest, iov, sizeof(rest));
+		rcnt = cnt;
+		iov_advance(rest, &rcnt, taken);
+		taken += held_put(&p->held, rest, rcnt, avail - taken);
+	}
+	if (taken < (size_t)avail && !p->opt.overflow_keep) {
+		discard(p, avail - taken, p->out_total + taken);
+		taken = avail;
+	} else if (taken < (size_t)avail && repeat_log(&p->rep_keep)) {
+		plog(p, XTL_WARN, -1, "buffer of %zu bytes full: the guest waits (overflow keep)",
+		     p->held.bound);
+	}
+	if (taken == 0)
+		return;
+	transcript_add(p, "out", iov, cnt, taken);
+	ring_consume(&p->out, taken);
+	p->out_total += taken;
+	p->notify_due = true;
+	if (p->opt.verbosity >= 2)
+		plog(p, XTL_DETAIL, -1, "guest>dom0 %zu bytes (%zu held)", taken, p->held.len);
+}
+
+/* Client to guest: straight into the free part of in[]; when in[] is full
+ * we simply do not read the client (backpressure). */
+static void pump_in(struct proxy *p)
+{
+	struct iovec iov[2];
+	ssize_t room, r;
+	int cnt;
+
+	if (p->page == NULL || p->phase != PH_CONNECTED || !endpoint_has_client(&p->ep)
+	    || p->ep.read_eof)
+		return;
+	room = ring_writable(&p->in, iov, &cnt);
+	if (room <= 0) {
+		if (room < 0)
+			protocol_error(p, "in_cons runs behind in_prod by more than in[]");
+		return;
+	}
+	r = readv(p->ep.rfd, iov, cnt);
+	if (r > 0) {
+		transcript_add(p, "in", iov, cnt, r);
+		ring_produce(&p->in, r);
+		p->in_total += r;
+		p->notify_due = true;
+		if (p->opt.verbosity >= 2)
+			plog(p, XTL_DETAIL, -1, "dom0>guest %zd bytes", r);
+	} else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
+		/* EOF (or a reset): everything the client sent is in the ring.
+		 * It may still read (a half-close). */
+		p->ep.read_eof = true;
+		plog(p, XTL_INFO, r == 0 ? -1 : errno, "client closed its sending side");
+	}
+}
+
+static bool want_client_read(struct proxy *p)
+{
+	struct iovec iov[2];
+	int cnt;
+
+	return p->page != NULL && p->phase == PH_CONNECTED && endpoint_has_client(&p->ep)
+		&& !p->ep.read_eof && ring_writable(&p->in, iov, &cnt) > 0;
+}
+
+static void notify_guest(struct proxy *p)
+{
+	if (p->notify_due && p->page != NULL)
+		xenevtchn_notify(p->evt, p->port);
+	p->notify_due = false;
+}
+
+/* ---- the backend state machine ------------------------------------------------ */
+
+static void set_backend_state(struct proxy *p, enum xb_state s)
+{
+	enum xs_result r = xs_set_backend_state(p->xs, &p->ch, s);
+
+	if (r == XSR_OK)
+		plog(p, XTL_INFO, -1, "backend state %s", xb_state_name(s));
+	else if (r != XSR_GONE)
+		plog(p, XTL_ERROR, errno, "xs_write %s/state", p->ch.be);
+}
+
+static void begin_ending(struct proxy *p, const char *why)
+{
+	if (p->phase == PH_ENDING)
+		return;
+	plog(p, XTL_INFO, -1, "%s: ending (%zu bytes held for the client)", why, p->held.len);
+	ring_release(p);
+	p->phase = PH_ENDING;
+}
+
+/* Frontend Closed or reset: take the last bytes, then let go of the ring. */
+static void drain_and_release(struct proxy *p)
+{
+	pump_out(p);
+	ring_release(p);
+}
+
+static void follow_frontend(struct proxy *p, enum xb_state fs, enum xb_state bs)
+{
+	switch (fs) {
+	case XB_INITIALISED:
+	case XB_CONNECTED:
+		if (p->page == NULL && p->phase != PH_REFUSED)
+			ring_attach(p);
+		break;
+	case XB_CLOSING:
+		if (bs != XB_CLOSING && bs != XB_CLOSED)
+			set_backend_state(p, XB_CLOSING);
+		if (p->phase == PH_CONNECTED)
+			p->phase = PH_CLOSING;
+		break;
+	case XB_CLOSED:
+		drain_and_release(p);
+		if (bs != XB_CLOSED)
+			set_backend_state(p, XB_CLOSED);
+		p->phase = PH_CLOSED;
+		break;
+	case XB_INITIALISING:
+	case XB_INITWAIT:
+		/* A new frontend (reload, kexec, resume): serve it afresh. */
+		drain_and_release(p);
+		if (bs != XB_INITWAIT)
+			set_backend_state(p, XB_INITWAIT);
+		p->phase = PH_WAITING;
+		break;
+	default:
+		if (repeat_log(&p->rep_refuse))
+			plog(p, XTL_WARN, -1, "ignoring frontend state %d", (int)fs);
+		break;
+	}
+}
+
+static void on_xenstore(struct proxy *p)
+{
+	unsigned fired = xs_drain_watches(p->xs);
+	bool fe_present, be_present;
+	enum xb_state fs, bs;
+
+	if (p->phase == PH_ENDING)
+		return;
+	if ((fired & XS_WATCH_RELEASE) && !xs_domain_alive(p->xs, p->ch.domid)) {
+		p->page = NULL;   /* the domain and its page are gone: never touch it */
+		begin_ending(p, "domain is gone");
+		return;
+	}
+	if (!(fired & (XS_WATCH_FRONTEND | XS_WATCH_BACKEND)))
+		return;
+	bs = xs_backend_state(p->xs, &p->ch, &be_present);
+	if (!be_present) {
+		drain_and_release(p);
+		begin_ending(p, "backend directory removed");
+		return;
+	}
+	fs = xs_frontend_state(p->xs, &p->ch, &fe_present);
+	if (!fe_present) {
+		if (p->page != NULL)
+			plog(p, XTL_WARN, -1, "frontend directory vanished: not serving it");
+		drain_and_release(p);
+		p->phase = PH_WAITING;
+		return;
+	}
+	if (p->phase == PH_REFUSED && fs != XB_INITIALISED && fs != XB_CONNECTED)
+		p->phase = PH_WAITING;   /* it reconnects: give it a new chance */
+	follow_frontend(p, fs, bs);
+}
+
+/* ---- setup -------------------------------------------------------------------- */
+
+static int find_channel(struct proxy *p)
+{
+	char msg[768];
+	enum xs_result r;
+
+	r = xs_find_domain(p->xs, p->opt.domain, &p->ch, msg, sizeof(msg));
+	if (r == XSR_OK)
+		r = xs_find_channel(p->xs, p->opt.channel, p->opt.backend_domid, &p->ch,
+				    msg, sizeof(msg));
+	if (r == XSR_OK)
+		r = xs_check_channel(p->xs, &p->ch, msg, sizeof(msg));
+	if (r == XSR_OK)
+		return 0;
+	plog(p, XTL_ERROR, -1, "%s", msg);
+	return r == XSR_NOT_FOUND || r == XSR_AMBIGUOUS ? EX_NOINPUT
+		: r == XSR_INVALID ? EX_DATAERR : EX_UNAVAILABLE;
+}
+
+/* No endpoint option: use what the toolstack wrote in the backend. */
+static int toolstack_endpoint(struct proxy *p, char *path, size_t pathlen)
+{
+	char conn[16];
+
+	if (xs_backend_connection(p->xs, &p->ch, conn, sizeof(conn), path, pathlen) != XSR_OK) {
+		plog(p, XTL_ERROR, -1, "no endpoint option, and %s/connection and path "
+		     "name no socket or pty", p->ch.be);
+		return EX_CONFIG;
+	}
+	if (strcmp(conn, "socket") == 0) {
+		p->opt.kind = EP_LISTEN;
+		p->opt.path = path;
+	} else {
+		p->opt.kind = EP_PTY;
+		p->opt.path = NULL;
+	}
+	return 0;
+}
+
+static int open_endpoint(struct proxy *p)
+{
+	int r;
+
+	endpoint_init(&p->ep, p->opt.kind, p->opt.path, p->opt.mode);
+	r = endpoint_open(&p->ep);
+	if (r != 0) {
+		plog(p, XTL_ERROR, -1, "%s", p->ep.err);
+		return r;
+	}
+	if (p->opt.kind == EP_PTY) {
+		if (xs_set_frontend_tty(p->xs, &p->ch, p->ep.pty_name) != XSR_OK)
+			plog(p, XTL_WARN, errno, "xs_write %s/tty", p->ch.fe);
+		plog(p, XTL_INFO, -1, "pty %s", p->ep.pty_name);
+	}
+	return 0;
+}
+
+static int open_signals(struct proxy *p)
+{
+	sigset_t set;
+
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	sigprocmask(SIG_BLOCK, &set, NULL);
+	p->sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (p->sigfd < 0) {
+		plog(p, XTL_ERROR, errno, "signalfd");
+		return EX_OSERR;
+	}
+	return 0;
+}
+
+static int open_xen(struct proxy *p)
+{
+	xentoollog_logger *lg = (xentoollog_logger *)p->logger;
+
+	p->xs = xs_open(0);
+	if (p->xs == NULL) {
+		plog(p, XTL_ERROR, errno, "xs_open (is xenstored running?)");
+		return EX_UNAVAILABLE;
+	}
+	p->gnt = xengnttab_open(lg, 0);
+	if (p->gnt == NULL) {
+		plog(p, XTL_ERROR, errno, "xengnttab_open");
+		return EX_UNAVAILABLE;
+	}
+	p->evt = xenevtchn_open(lg, 0);
+	if (p->evt == NULL) {
+		plog(p, XTL_ERROR, errno, "xenevtchn_open");
+		return EX_UNAVAILABLE;
+	}
+	return 0;
+}
+
+static void buffer_bound(struct proxy *p)
+{
+	unsigned long limit = DEFAULT_LIMIT;
+
+	if (p->opt.buffer_set)
+		limit = p->opt.buffer;
+	else if (!xs_frontend_limit(p->xs, &p->ch, &limit))
+		limit = DEFAULT_LIMIT;
+	held_init(&p->held, limit);
+}
+
+/* Announce ourselves as the backend, or reattach to a live channel. */
+static int start_backend(struct proxy *p)
+{
+	if (!xs_watch_channel(p->xs, &p->ch)) {
+		plog(p, XTL_ERROR, errno, "xs_watch %s", p->ch.fe);
+		return EX_UNAVAILABLE;
+	}
+	p->phase = PH_WAITING;
+	/* The watches fire once at registration; on_xenstore then reads
+	 * both states and acts: InitWait, reattach, or follow a close. */
+	return 0;
+}
+
+struct proxy *proxy_new(void)
+{
+	struct proxy *p = calloc(1, sizeof(*p));
+
+	if (p == NULL)
+		return NULL;
+	p->sigfd = p->transcript_fd = -1;
+	endpoint_init(&p->ep, EP_NONE, NULL, 0);
+	return p;
+}
+
+void proxy_free(struct proxy *p)
+{
+	ring_release(p);
+	endpoint_close(&p->ep);
+	held_free(&p->held);
+	if (p->evt)
+		xenevtchn_close(p->evt);
+	if (p->gnt)
+		xengnttab_close(p->gnt);
+	if (p->xs)
+		xs_close(p->xs);
+	if (p->sigfd >= 0)
+		close(p->sigfd);
+	if (p->transcript_fd >= 0)
+		close(p->transcript_fd);
+	if (p->logger)
+		xtl_logger_destroy((xentoollog_logger *)p->logger);
+	free(p);
+}
+
+/* ---- the loop ----------------------------------------------------------------- */
+
+enum { PFD_SIG, PFD_XS, PFD_EVT, PFD_LISTEN, PFD_CLIENT_R, PFD_CLIENT_W, PFD_N };
+
+static void on_signal(struct proxy *p)
+{
+	struct signalfd_siginfo si;
+
+	while (read(p->sigfd, &si, sizeof(si)) == sizeof(si)) {
+		if (si.ssi_signo == SIGHUP) {
+			transcript_open(p);
+			continue;
+		}
+		plog(p, XTL_INFO, -1, "signal %d: stopping (backend state left as it is)",
+		     (int)si.ssi_signo);
+		p->stop = true;
+	}
+}
+
+static void on_event(struct proxy *p)
+{
+	int port = xenevtchn_pending(p->evt);
+
+	if (port >= 0)
+		xenevtchn_unmask(p->evt, port);
+}
+
+/* Build the poll set; returns the poll timeout (-1: none, as when idle). */
+static int poll_setup(struct proxy *p, struct pollfd *pfd)
+{
+	bool client = endpoint_has_client(&p->ep);
+	bool ending = p->phase == PH_ENDING;
+	int timeout = -1;
+
+	for (int i = 0; i < PFD_N; i++)
+		pfd[i] = (struct pollfd){ .fd = -1 };
+	pfd[PFD_SIG] = (struct pollfd){ .fd = p->sigfd, .events = POLLIN };
+	if (!ending) {
+		pfd[PFD_XS] = (struct pollfd){ .fd = xs_fileno(p->xs), .events = POLLIN };
+		if (p->page != NULL)
+			pfd[PFD_EVT] = (struct pollfd){ .fd = xenevtchn_fd(p->evt), .events = POLLIN };
+		if (p->ep.kind == EP_LISTEN && !client)
+			pfd[PFD_LISTEN] = (struct pollfd){ .fd = p->ep.listen_fd, .events = POLLIN };
+		if (want_client_read(p))
+			pfd[PFD_CLIENT_R] = (struct pollfd){ .fd = p->ep.rfd, .events = POLLIN };
+	}
+	if (client && !p->client_wr_dead)
+		pfd[PFD_CLIENT_W] = (struct pollfd){ .fd = p->ep.wfd,
+			.events = p->held.len ? POLLOUT : 0 };
+	if (p->ep.kind == EP_CONNECT && !client && !ending)
+		timeout = p->ep.retry_ms;
+	if (ending)
+		timeout = FINAL_DRAIN_MS;
+	return timeout;
+}
+
+static void on_client_gone(struct proxy *p)
+{
+	plog(p, XTL_INFO, -1, "client gone (%zu bytes held for the next)", p->held.len);
+	p->client_wr_dead = false;
+	if (!endpoint_drop_client(&p->ep))
+		p->stop = true;   /* stdio: nobody to serve any more */
+}
+
+static void on_client_ready(struct proxy *p, const struct pollfd *pfd)
+{
+	if (pfd[PFD_CLIENT_W].revents & (POLLHUP | POLLERR))
+		p->client_wr_dead = true;
+	if (pfd[PFD_CLIENT_R].revents & (POLLHUP | POLLERR))
+		pump_in(p);   /* read what it sent before hanging up */
+	/* Drop the client once it can neither send nor take bytes. */
+	if (p->client_wr_dead && (p->ep.read_eof || p->page == NULL || p->ep.kind == EP_STDIO))
+		on_client_gone(p);
+}
+
+static void new_client(struct proxy *p, bool ok)
+{
+	if (ok)
+		plog(p, XTL_INFO, -1, "client connected (%zu bytes held for it)", p->held.len);
+	else if (p->ep.kind == EP_CONNECT && repeat_log(&p->rep_refuse))
+		plog(p, XTL_INFO, -1, "%s; retrying in %d ms", p->ep.err, p->ep.retry_ms);
+}
+
+static void loop_once(struct proxy *p)
+{
+	struct pollfd pfd[PFD_N];
+	int timeout = poll_setup(p, pfd);
+	int n = poll(pfd, PFD_N, timeout);
+
+	if (n < 0) {
+		if (errno != EINTR) {
+			plog(p, XTL_ERROR, errno, "poll");
+			p->stop = true;
+			p->exit_code = EX_OSERR;
+		}
+		return;
+	}
+	if (pfd[PFD_SIG].revents)
+		on_signal(p);
+	if (pfd[PFD_XS].revents)
+		on_xenstore(p);
+	if (pfd[PFD_EVT].revents && p->page != NULL)
+		on_event(p);
+	if (pfd[PFD_LISTEN].revents)
+		new_client(p, endpoint_accept(&p->ep));
+	if (n == 0 && p->ep.kind == EP_CONNECT && !endpoint_has_client(&p->ep))
+		new_client(p, endpoint_connect(&p->ep));
+	if (pfd[PFD_CLIENT_R].revents & POLLIN)
+		pump_in(p);
+	flush_held(p);
+	pump_out(p);
+	pump_in(p);
+	notify_guest(p);
+	if (endpoint_has_client(&p->ep))
+		on_client_ready(p, pfd);
+	/* At the end, a client gets FINAL_DRAIN_MS without progress to take
+	 * what is held. */
+	if (p->phase == PH_ENDING && (p->held.len == 0 || !client_writable(p) || n == 0))
+		p->stop = true;
+}
+
+static int proxy_setup(struct proxy *p)
+{
+	static char toolstack_path[XS_PATH_MAX];
+	int r;
+
+	if ((r = open_signals(p)) || (r = open_xen(p)) || (r = find_channel(p)))
+		return r;
+	if (p->opt.kind == EP_NONE && (r = toolstack_endpoint(p, toolstack_path,
+							       sizeof(toolstack_path))))
+		return r;
+	buffer_bound(p);
+	transcript_open(p);
+	if ((r = open_endpoint(p)) || (r = start_backend(p)))
+		return r;
+	plog(p, XTL_INFO, -1, "serving %s (backend %s), holding up to %zu bytes",
+	     p->ch.fe, p->ch.be, p->held.bound);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	struct proxy *p = proxy_new();
+	xentoollog_level level;
+	int r;
+
+	if (p == NULL)
+		return EX_OSERR;
+	r = parse_options(&p->opt, argc, argv);
+	if (r != 0) {
+		proxy_free(p);
+		return r < 0 ? 0 : r;
+	}
+	level = p->opt.verbosity < 0 ? XTL_ERROR : p->opt.verbosity == 0 ? XTL_WARN
+		: p->opt.verbosity == 1 ? XTL_INFO : XTL_DEBUG;
+	p->logger = xtl_createlogger_stdiostream(stderr, level, 0);
+	r = p->logger ? proxy_setup(p) : EX_OSERR;
+	while (r == 0 && !p->stop)
+		loop_once(p);
+	if (r == 0)
+		r = p->exit_code;
+	proxy_free(p);
+	return r;
+}

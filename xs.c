@@ -1,0 +1,462 @@
+/*
+ * xs.c - xenstore for xenchan-proxy: lookup, states, watches, domain death.
+ *
+ * Every value below the frontend directory is written by the guest and may be
+ * anything: each is read once, bounded, parsed strictly and only then used.
+ * The backend directory K is never trusted from the frontend's "backend" node:
+ * we compute it from (B, D, N) and only check that the frontend agrees.
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <xenstore.h>
+#include "xs.h"
+
+#define VALUE_MAX 4096           /* xenstore's payload bound */
+#define CONSOLE_DEVID_MAX 65535  /* xenbus device ids are 16-bit in libxl */
+
+static const char *const state_names[] = {
+	"Unknown", "Initialising", "InitWait", "Initialised", "Connected",
+	"Closing", "Closed", "Reconfiguring", "Reconfigured",
+};
+
+const char *xb_state_name(enum xb_state s)
+{
+	return (unsigned)s < sizeof(state_names) / sizeof(state_names[0])
+		? state_names[s] : "Invalid";
+}
+
+bool xs_parse_uint(const char *s, unsigned long max, unsigned long *out)
+{
+	unsigned long v = 0;
+
+	if (s == NULL || *s == '\0')
+		return false;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9')
+			return false;
+		if (v > (max - (unsigned long)(*s - '0')) / 10)
+			return false;
+		v = v * 10 + (unsigned long)(*s - '0');
+	}
+	*out = v;
+	return true;
+}
+
+/* Read a node as a NUL-terminated string of at most cap-1 bytes; values
+ * with embedded NULs or longer than cap are refused (a guest trick). */
+static bool read_str(struct xs_handle *h, const char *path, char *buf, size_t cap)
+{
+	unsigned int len = 0;
+	char *v = xs_read(h, XBT_NULL, path, &len);
+
+	if (v == NULL)
+		return false;
+	if (len >= cap || strlen(v) != len) {
+		free(v);
+		errno = EINVAL;
+		return false;
+	}
+	memcpy(buf, v, len + 1);
+	free(v);
+	return true;
+}
+
+/* dir/leaf into a buffer of NODE_MAX bytes.  Our directories are at most
+ * XS_PATH_MAX and our leaf names short, so this never truncates. */
+#define NODE_MAX (XS_PATH_MAX + 32)
+static void join(char *buf, const char *dir, const char *leaf)
+{
+	size_t d = strnlen(dir, XS_PATH_MAX - 1), l = strnlen(leaf, 31);
+
+	memcpy(buf, dir, d);
+	buf[d] = '/';
+	memcpy(buf + d + 1, leaf, l);
+	buf[d + 1 + l] = '\0';
+}
+
+static bool exists(struct xs_handle *h, const char *path)
+{
+	unsigned int len;
+	char *v = xs_read(h, XBT_NULL, path, &len);
+
+	free(v);
+	return v != NULL;
+}
+
+/* Copy a possibly hostile string for a log line: printable ASCII only. */
+static void copy_printable(char *dst, size_t cap, const char *src)
+{
+	size_t i;
+
+	for (i = 0; i + 1 < cap && src[i]; i++)
+		dst[i] = (src[i] >= 0x20 && src[i] < 0x7f) ? src[i] : '?';
+	dst[i] = '\0';
+}
+
+static void say(char *msg, size_t msglen, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (msg == NULL || msglen == 0)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(msg, msglen, fmt, ap);
+	va_end(ap);
+}
+
+/* Append ", item" to a list in msg without overflowing it. */
+static void say_more(char *msg, size_t msglen, const char *item)
+{
+	size_t used = strnlen(msg, msglen);
+	char clean[XS_NAME_MAX];
+
+	copy_printable(clean, sizeof(clean), item);
+	if (used + 1 < msglen)
+		snprintf(msg + used, msglen - used, "%s%s", used ? ", " : "", clean);
+}
+
+enum xs_result xs_find_domain(struct xs_handle *h, const char *arg,
+			      struct xs_channel *ch, char *msg, size_t msglen)
+{
+	char path[XS_PATH_MAX], name[XS_NAME_MAX];
+	unsigned long domid;
+	unsigned int n, found = 0;
+	char **doms;
+
+	if (xs_parse_uint(arg, 0x7fef, &domid)) {   /* DOMID_FIRST_RESERVED */
+		snprintf(path, sizeof(path), "/local/domain/%lu", domid);
+		if (!exists(h, path)) {
+			say(msg, msglen, "no domain %lu (%s)", domid, path);
+			return XSR_NOT_FOUND;
+		}
+		ch->domid = domid;
+		snprintf(path, sizeof(path), "/local/domain/%lu/name", domid);
+		if (!read_str(h, path, name, sizeof(name)))
+			name[0] = '\0';
+		copy_printable(ch->domain_name, sizeof(ch->domain_name), name);
+		return XSR_OK;
+	}
+	doms = xs_directory(h, XBT_NULL, "/local/domain", &n);
+	if (doms == NULL) {
+		say(msg, msglen, "xs_directory /local/domain: %s", strerror(errno));
+		return XSR_FAILED;
+	}
+	char names[512] = "";
+	for (unsigned int i = 0; i < n; i++) {
+		if (!xs_parse_uint(doms[i], 0x7fef, &domid))
+			continue;
+		snprintf(path, sizeof(path), "/local/domain/%lu/name", domid);
+		if (!read_str(h, path, name, sizeof(name)))
+			continue;
+		say_more(names, sizeof(names), name);
+		if (strcmp(name, arg) == 0 && found++ == 0) {
+			ch->domid = domid;
+			copy_printable(ch->domain_name, sizeof(ch->domain_name), name);
+		}
+	}
+	free(doms);
+	if (found == 1)
+		return XSR_OK;
+	if (found > 1)
+		say(msg, msglen, "%u domains are named %s", found, arg);
+	else
+		say(msg, msglen, "no domain named %s (domains: %s)", arg, names);
+	return found ? XSR_AMBIGUOUS : XSR_NOT_FOUND;
+}
+
+enum xs_result xs_pick_channel(const char *const *devids,
+			       const char *const *names, size_t n,
+			       const char *want, size_t *index)
+{
+	unsigned long want_id;
+	size_t found = 0;
+
+	if (xs_parse_uint(want, CONSOLE_DEVID_MAX, &want_id)) {
+		if (want_id == 0)
+			return XSR_INVALID;   /* the primary console is not a channel */
+		for (size_t i = 0; i < n; i++) {
+			unsigned long id;
+			if (xs_parse_uint(devids[i], CONSOLE_DEVID_MAX, &id) && id == want_id) {
+				*index = i;
+				return XSR_OK;
+			}
+		}
+		return XSR_NOT_FOUND;
+	}
+	for (size_t i = 0; i < n; i++) {
+		unsigned long id;
+		if (!xs_parse_uint(devids[i], CONSOLE_DEVID_MAX, &id) || id == 0)
+			continue;
+		if (names[i] != NULL && strcmp(names[i], want) == 0 && found++ == 0)
+			*index = i;
+	}
+	return found == 1 ? XSR_OK : found ? XSR_AMBIGUOUS : XSR_NOT_FOUND;
+}
+
+static void channel_paths(struct xs_channel *ch, unsigned devid)
+{
+	ch->devid = devid;
+	snprintf(ch->fe, sizeof(ch->fe), "/local/domain/%u/device/console/%u",
+		 ch->domid, devid);
+	snprintf(ch->be, sizeof(ch->be), "/local/domain/%u/backend/console/%u/%u",
+		 ch->backend_domid, ch->domid, devid);
+}
+
+/* Read the "name" node of every console device of the domain. */
+static char **read_channel_names(struct xs_handle *h, unsigned domid,
+				 char **devids, unsigned n)
+{
+	char **names = calloc(n ? n : 1, sizeof(*names));
+	char path[XS_PATH_MAX], name[XS_NAME_MAX];
+
+	for (unsigned i = 0; names && i < n; i++) {
+		snprintf(path, sizeof(path), "/local/domain/%u/device/console/%.16s/name",
+			 domid, devids[i]);
+		if (read_str(h, path, name, sizeof(name)))
+			names[i] = strdup(name);
+	}
+	return names;
+}
+
+enum xs_result xs_find_channel(struct xs_handle *h, const char *arg,
+			       unsigned backend_domid, struct xs_channel *ch,
+			       char *msg, size_t msglen)
+{
+	char path[XS_PATH_MAX];
+	unsigned int n = 0;
+	size_t idx = 0;
+	char **devids, **names;
+	enum xs_result r;
+
+	ch->backend_domid = backend_domid;
+	snprintf(path, sizeof(path), "/local/domain/%u/device/console", ch->domid);
+	devids = xs_directory(h, XBT_NULL, path, &n);
+	if (devids == NULL && errno != ENOENT) {
+		say(msg, msglen, "xs_directory %s: %s", path, strerror(errno));
+		return XSR_FAILED;
+	}
+	names = read_channel_names(h, ch->domid, devids, n);
+	if (names == NULL) {
+		free(devids);
+		say(msg, msglen, "out of memory");
+		return XSR_FAILED;
+	}
+	r = xs_pick_channel((const char *const *)devids, (const char *const *)names,
+			    n, arg, &idx);
+	if (r == XSR_OK) {
+		unsigned long id;
+		xs_parse_uint(devids[idx], CONSOLE_DEVID_MAX, &id);
+		channel_paths(ch, id);
+		copy_printable(ch->name, sizeof(ch->name), names[idx] ? names[idx] : "");
+	} else {
+		char list[512] = "";
+		for (unsigned i = 0; i < n; i++)
+			if (strcmp(devids[i], "0") != 0)
+				say_more(list, sizeof(list), names[i] ? names[i] : devids[i]);
+		say(msg, msglen, r == XSR_INVALID ? "console 0 is the primary console, not a channel"
+		    : "%s channel %s in %s (channels: %s)",
+		    r == XSR_AMBIGUOUS ? "more than one" : "no", arg, path, n ? list : "none");
+	}
+	for (unsigned i = 0; i < n; i++)
+		free(names[i]);
+	free(names);
+	free(devids);
+	return r;
+}
+
+enum xs_result xs_check_channel(struct xs_handle *h, const struct xs_channel *ch,
+				char *msg, size_t msglen)
+{
+	char path[NODE_MAX], val[XS_PATH_MAX];
+	unsigned long id;
+
+	join(path, ch->fe, "backend");
+	if (!read_str(h, path, val, sizeof(val)) || strcmp(val, ch->be) != 0) {
+		say(msg, msglen, "%s does not name %s", path, ch->be);
+		return XSR_INVALID;
+	}
+	join(path, ch->fe, "backend-id");
+	if (!read_str(h, path, val, sizeof(val)) || !xs_parse_uint(val, 0x7fef, &id)
+	    || id != ch->backend_domid) {
+		say(msg, msglen, "%s is not %u", path, ch->backend_domid);
+		return XSR_INVALID;
+	}
+	join(path, ch->be, "frontend-id");
+	if (!read_str(h, path, val, sizeof(val)) || !xs_parse_uint(val, 0x7fef, &id)
+	    || id != ch->domid) {
+		say(msg, msglen, "%s is not %u (no backend directory?)", path, ch->domid);
+		return XSR_INVALID;
+	}
+	return XSR_OK;
+}
+
+static enum xb_state read_state(struct xs_handle *h, const char *dir, bool *present)
+{
+	char path[NODE_MAX], val[16];
+	unsigned long s;
+
+	join(path, dir, "state");
+	if (!read_str(h, path, val, sizeof(val))) {
+		*present = errno != ENOENT && errno != EACCES;
+		return XB_UNKNOWN;
+	}
+	*present = true;
+	if (!xs_parse_uint(val, XB_RECONFIGURED, &s))
+		return XB_UNKNOWN;
+	return (enum xb_state)s;
+}
+
+/* A directory is present if it can be read at all. */
+static bool dir_present(struct xs_handle *h, const char *dir)
+{
+	return exists(h, dir);
+}
+
+enum xb_state xs_frontend_state(struct xs_handle *h, const struct xs_channel *ch,
+				bool *present)
+{
+	enum xb_state s = read_state(h, ch->fe, present);
+
+	if (!*present)
+		*present = dir_present(h, ch->fe);
+	return s;
+}
+
+enum xb_state xs_backend_state(struct xs_handle *h, const struct xs_channel *ch,
+			       bool *present)
+{
+	enum xb_state s = read_state(h, ch->be, present);
+
+	if (!*present)
+		*present = dir_present(h, ch->be);
+	return s;
+}
+
+/* Write dir/node = value in a transaction that first checks dir exists. */
+static enum xs_result write_if_present(struct xs_handle *h, const char *dir,
+				       const char *node, const char *value)
+{
+	char path[XS_PATH_MAX];
+
+	join(path, dir, node);
+	for (int attempt = 0; attempt < 16; attempt++) {
+		unsigned int len;
+		xs_transaction_t t = xs_transaction_start(h);
+		char *probe;
+
+		if (t == XBT_NULL)
+			return XSR_FAILED;
+		probe = xs_read(h, t, dir, &len);
+		if (probe == NULL) {
+			xs_transaction_end(h, t, true);
+			return XSR_GONE;
+		}
+		free(probe);
+		if (!xs_write(h, t, path, value, strlen(value))) {
+			int e = errno;
+			xs_transaction_end(h, t, true);
+			errno = e;
+			return XSR_FAILED;
+		}
+		if (xs_transaction_end(h, t, false))
+			return XSR_OK;
+		if (errno != EAGAIN)
+			return XSR_FAILED;
+	}
+	errno = EAGAIN;
+	return XSR_FAILED;
+}
+
+enum xs_result xs_set_backend_state(struct xs_handle *h,
+				    const struct xs_channel *ch, enum xb_state s)
+{
+	char val[4];
+
+	snprintf(val, sizeof(val), "%d", (int)s);
+	return write_if_present(h, ch->be, "state", val);
+}
+
+enum xs_result xs_set_frontend_tty(struct xs_handle *h, const struct xs_channel *ch,
+				   const char *tty)
+{
+	return write_if_present(h, ch->fe, "tty", tty);
+}
+
+enum xs_result xs_frontend_ring(struct xs_handle *h, const struct xs_channel *ch,
+				struct xs_ring_info *ri, char *msg, size_t msglen)
+{
+	char path[NODE_MAX], val[32];
+	unsigned long ref, port;
+
+	join(path, ch->fe, "ring-ref");
+	if (!read_str(h, path, val, sizeof(val)) || !xs_parse_uint(val, UINT32_MAX, &ref)) {
+		say(msg, msglen, "%s is %s", path, errno == ENOENT ? "absent" : "not a grant reference");
+		return errno == ENOENT ? XSR_NOT_FOUND : XSR_INVALID;
+	}
+	join(path, ch->fe, "port");
+	/* port 0 is never a valid event channel */
+	if (!read_str(h, path, val, sizeof(val)) || !xs_parse_uint(val, INT32_MAX, &port)
+	    || port == 0) {
+		say(msg, msglen, "%s is %s", path, errno == ENOENT ? "absent" : "not an event channel port");
+		return errno == ENOENT ? XSR_NOT_FOUND : XSR_INVALID;
+	}
+	ri->ring_ref = ref;
+	ri->port = port;
+	return XSR_OK;
+}
+
+bool xs_frontend_limit(struct xs_handle *h, const struct xs_channel *ch,
+		       unsigned long *limit)
+{
+	char path[NODE_MAX], val[32];
+
+	join(path, ch->fe, "limit");
+	return read_str(h, path, val, sizeof(val)) && xs_parse_uint(val, 1UL << 30, limit);
+}
+
+enum xs_result xs_backend_connection(struct xs_handle *h, const struct xs_channel *ch,
+				     char *conn, size_t connlen,
+				     char *path, size_t pathlen)
+{
+	char node[NODE_MAX];
+
+	join(node, ch->be, "connection");
+	if (!read_str(h, node, conn, connlen))
+		return XSR_NOT_FOUND;
+	path[0] = '\0';
+	if (strcmp(conn, "socket") == 0) {
+		join(node, ch->be, "path");
+		if (!read_str(h, node, path, pathlen) || path[0] != '/')
+			return XSR_INVALID;
+		return XSR_OK;
+	}
+	return strcmp(conn, "pty") == 0 ? XSR_OK : XSR_INVALID;
+}
+
+bool xs_watch_channel(struct xs_handle *h, const struct xs_channel *ch)
+{
+	return xs_watch(h, ch->fe, "fe") && xs_watch(h, ch->be, "be")
+		&& xs_watch(h, "@releaseDomain", "rel");
+}
+
+unsigned xs_drain_watches(struct xs_handle *h)
+{
+	unsigned fired = 0;
+	char **ev;
+
+	while ((ev = xs_check_watch(h)) != NULL) {
+		const char *token = ev[XS_WATCH_TOKEN];
+		fired |= strcmp(token, "fe") == 0 ? XS_WATCH_FRONTEND
+			: strcmp(token, "be") == 0 ? XS_WATCH_BACKEND : XS_WATCH_RELEASE;
+		free(ev);
+	}
+	return fired;
+}
+
+bool xs_domain_alive(struct xs_handle *h, unsigned domid)
+{
+	return xs_is_domain_introduced(h, domid);
+}
