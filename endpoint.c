@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/sockios.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,6 +21,9 @@
 
 #define RETRY_FIRST_MS 100
 #define RETRY_MAX_MS   5000
+/* A small send buffer bounds what a dying client can take unread with it,
+ * and so what we replay to the next one; 2 KiB rings need little more. */
+#define CLIENT_SNDBUF  (16 * 1024)
 
 static int fail(struct endpoint *ep, int code, const char *fmt, ...)
 {
@@ -199,6 +203,19 @@ bool endpoint_has_client(const struct endpoint *ep)
 	return ep->wfd >= 0;
 }
 
+static void take_client(struct endpoint *ep, int fd)
+{
+	int size = CLIENT_SNDBUF;
+	socklen_t len = sizeof(size);
+
+	setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, sizeof(size));
+	if (getsockopt(fd, SOL_SOCKET, SO_SNDBUF, &size, &len) < 0 || size <= 0)
+		size = 4 * CLIENT_SNDBUF;
+	ep->sndbuf = size;
+	ep->rfd = ep->wfd = fd;
+	ep->read_eof = false;
+}
+
 bool endpoint_accept(struct endpoint *ep)
 {
 	int fd = accept4(ep->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -207,8 +224,7 @@ bool endpoint_accept(struct endpoint *ep)
 		fail(ep, 0, "accept %s", ep->path ? ep->path : "(inherited socket)");
 		return false;
 	}
-	ep->rfd = ep->wfd = fd;
-	ep->read_eof = false;
+	take_client(ep, fd);
 	return true;
 }
 
@@ -223,8 +239,7 @@ bool endpoint_connect(struct endpoint *ep)
 	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
-		ep->rfd = ep->wfd = fd;
-		ep->read_eof = false;
+		take_client(ep, fd);
 		ep->retry_ms = 0;
 		return true;
 	}
@@ -254,15 +269,33 @@ bool endpoint_drop_client(struct endpoint *ep)
 	}
 }
 
-size_t endpoint_unread(const struct endpoint *ep)
+bool endpoint_is_socket(const struct endpoint *ep)
 {
+	return ep->kind == EP_LISTEN || ep->kind == EP_CONNECT;
+}
+
+bool endpoint_unread(const struct endpoint *ep, size_t *unread)
+{
+	struct pollfd pfd = { .fd = ep->wfd };
 	int n = 0;
 
-	if (ep->wfd < 0 || (ep->kind != EP_LISTEN && ep->kind != EP_CONNECT))
-		return 0;
-	if (ioctl(ep->wfd, SIOCOUTQ, &n) < 0 || n < 0)
-		return 0;
-	return (size_t)n;
+	if (ep->wfd < 0 || !endpoint_is_socket(ep) || ioctl(ep->wfd, SIOCOUTQ, &n) < 0 || n < 0)
+		return false;
+	/* A closing peer is marked hung up before its queue is freed, so a
+	 * count taken before we see no hang-up was taken while it lived. */
+	if (poll(&pfd, 1, 0) != 0)
+		return false;
+	*unread = (size_t)n;
+	return true;
+}
+
+bool endpoint_client_reset(const struct endpoint *ep)
+{
+	int err = 0;
+	socklen_t len = sizeof(err);
+
+	return ep->wfd >= 0 && endpoint_is_socket(ep)
+		&& getsockopt(ep->wfd, SOL_SOCKET, SO_ERROR, &err, &len) == 0 && err == ECONNRESET;
 }
 
 void endpoint_close(struct endpoint *ep)

@@ -24,6 +24,7 @@ struct endpoint {
 	int pty_slave_fd;        /* EP_PTY: held open so the line is never hung up */
 	char pty_name[64];
 	int retry_ms;            /* EP_CONNECT: next retry delay, 0 = at once */
+	size_t sndbuf;           /* socket clients: the kernel's send buffer bound */
 	char err[320];           /* why the last call failed: syscall, path, errno */
 };
 
@@ -40,8 +41,12 @@ bool endpoint_connect(struct endpoint *ep);
 /* The client hung up or failed: close it.  Returns false if the endpoint
  * can have no further client (stdio), so the proxy should end. */
 bool endpoint_drop_client(struct endpoint *ep);
-/* Bytes written to the client that it has not read yet (SIOCOUTQ), or 0. */
-size_t endpoint_unread(const struct endpoint *ep);
+bool endpoint_is_socket(const struct endpoint *ep);
+/* What the socket client has not read yet, by SIOCOUTQ: kernel buffer bytes,
+ * so at least the unread data.  False if unknown (not a socket, hung up). */
+bool endpoint_unread(const struct endpoint *ep, size_t *unread);
+/* Did the client close with bytes unread?  (The kernel then resets us.) */
+bool endpoint_client_reset(const struct endpoint *ep);
 /* Close everything; remove what we created. */
 void endpoint_close(struct endpoint *ep);
 

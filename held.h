@@ -19,7 +19,10 @@ struct held {
 };
 
 void held_init(struct held *h, size_t bound);
-static inline size_t held_room(const struct held *h) { return h->bound - h->len; }
+static inline size_t held_room(const struct held *h)
+{
+	return h->len < h->bound ? h->bound - h->len : 0;
+}
 /* Append up to n bytes gathered from iov; returns how many were taken
  * (less than n when the bound is reached or memory is short). */
 size_t held_put(struct held *h, const struct iovec *iov, int iovcnt, size_t n);

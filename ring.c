@@ -86,6 +86,18 @@ ssize_t ring_writable(struct ring_dir *d, struct iovec iov[2], int *iovcnt)
 	return d->size - used;
 }
 
+ssize_t ring_unconsumed(struct ring_dir *d, struct iovec iov[2], int *iovcnt)
+{
+	XENCONS_RING_IDX cons = *d->cons;
+	XENCONS_RING_IDX used = d->local - cons;
+
+	ring_rmb();
+	if (used > d->size)
+		return -1;
+	dir_span(d, cons, used, iov, iovcnt);
+	return used;
+}
+
 void ring_produce(struct ring_dir *d, size_t n)
 {
 	ring_wmb();   /* the data is visible before the index that covers it */

@@ -49,6 +49,10 @@ ssize_t ring_writable(struct ring_dir *d, struct iovec iov[2], int *iovcnt);
 /* We wrote n bytes in: publish the producer index (write barrier first). */
 void ring_produce(struct ring_dir *d, size_t n);
 
+/* Producer side: bytes we published that the consumer has not taken yet.
+ * -1 on an impossible consumer index. */
+ssize_t ring_unconsumed(struct ring_dir *d, struct iovec iov[2], int *iovcnt);
+
 /* Xen 4.21 adds a "connection" byte after the four indices; 0 means the
  * backend is connected.  Older guests ignore it and a zeroed page reads 0. */
 void ring_mark_connected(void *page);

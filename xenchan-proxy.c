@@ -79,8 +79,11 @@ struct proxy {
 	struct ring_dir out, in;
 	enum phase phase;
 	struct held held;
+	struct held unread;              /* written to the client, maybe unread */
+	struct held in_saved;            /* in[] bytes an old frontend never read */
 	struct endpoint ep;
 	bool client_wr_dead;             /* client cannot take more bytes */
+	bool client_reset;               /* it closed with bytes unread */
 	int sigfd;
 	int transcript_fd;
 	unsigned long long out_total;    /* bytes taken from out[] since start */
@@ -385,6 +388,58 @@ static void client_write_failed(struct proxy *p, int err)
 	p->client_wr_dead = true;
 }
 
+/*
+ * At-least-once across a client's death.  What write() handed the kernel for
+ * a client that dies without reading it is freed with its socket.  We keep a
+ * copy of the last bytes written (bounded by twice the socket's send buffer),
+ * trimmed to what SIOCOUTQ says is unread whenever it fills, and if the client
+ * dies with bytes unread (the kernel resets us) we give that copy to the next
+ * client, ahead of what is held.  SIOCOUTQ counts buffer overhead and is known
+ * only as of our last look, so the next client may see bytes twice, never a
+ * gap.  The look costs two syscalls per window-full, not per write.
+ */
+static void unread_look(struct proxy *p)
+{
+	size_t u;
+
+	if (endpoint_unread(&p->ep, &u) && u < p->unread.len)
+		held_drop(&p->unread, p->unread.len - u);
+}
+
+static void unread_add(struct proxy *p, const struct iovec *iov, int cnt, size_t n)
+{
+	if (!endpoint_is_socket(&p->ep))
+		return;
+	if (n > held_room(&p->unread))
+		unread_look(p);
+	if (n > held_room(&p->unread))   /* older bytes are surely read by now */
+		held_drop(&p->unread, n - held_room(&p->unread));
+	held_put(&p->unread, iov, cnt, n);
+}
+
+static void unread_replay(struct proxy *p)
+{
+	struct held merged;
+	struct iovec iov[2];
+	int cnt;
+
+	if (!p->client_reset || p->unread.len == 0) {
+		held_free(&p->unread);
+		return;
+	}
+	held_init(&merged, p->unread.len + p->held.len);
+	held_peek(&p->unread, iov, &cnt);
+	held_put(&merged, iov, cnt, p->unread.len);
+	held_peek(&p->held, iov, &cnt);
+	held_put(&merged, iov, cnt, p->held.len);
+	plog(p, XTL_INFO, -1, "client left up to %zu bytes unread: the next client gets "
+	     "them again, ahead of %zu held", p->unread.len, p->held.len);
+	merged.bound = p->held.bound;   /* may hold more than the bound until drained */
+	held_free(&p->held);
+	held_free(&p->unread);
+	p->held = merged;
+}
+
 /* Deliver held bytes, oldest first. */
 static void flush_held(struct proxy *p)
 {
@@ -396,10 +451,12 @@ static void flush_held(struct proxy *p)
 		return;
 	held_peek(&p->held, iov, &cnt);
 	w = writev(p->ep.wfd, iov, cnt);
-	if (w > 0)
+	if (w > 0) {
+		unread_add(p, iov, cnt, w);
 		held_drop(&p->held, w);
-	else if (w < 0)
+	} else if (w < 0) {
 		client_write_failed(p, errno);
+	}
 }
 
 static void discard(struct proxy *p, size_t n, unsigned long long offset)
@@ -431,10 +488,12 @@ static void pump_out(struct proxy *p)
 	}
 	if (p->held.len == 0 && client_writable(p)) {
 		w = writev(p->ep.wfd, iov, cnt);
-		if (w > 0)
+		if (w > 0) {
 			taken = w;
-		else
+			unread_add(p, iov, cnt, w);
+		} else {
 			client_write_failed(p, errno);
+		}
 	}
 	if (taken < (size_t)avail) {
 		memcpy(rest, iov, sizeof(rest));
@@ -459,6 +518,20 @@ static void pump_out(struct proxy *p)
 		plog(p, XTL_DETAIL, -1, "guest>dom0 %zu bytes (%zu held)", taken, p->held.len);
 }
 
+static void put_saved_in(struct proxy *p, const struct iovec *iov, int cnt, size_t room)
+{
+	struct iovec saved[2];
+	int scnt;
+	char tmp[sizeof(((struct xencons_interface *)0)->in)];
+	size_t n = held_peek(&p->in_saved, saved, &scnt);
+
+	n = ring_iov_copy_out(saved, scnt, tmp, n < room ? n : room);
+	ring_iov_copy_in(iov, cnt, tmp, n);
+	ring_produce(&p->in, n);
+	held_drop(&p->in_saved, n);
+	p->notify_due = true;
+}
+
 /* Client to guest: straight into the free part of in[]; when in[] is full
  * we simply do not read the client (backpressure). */
 static void pump_in(struct proxy *p)
@@ -467,8 +540,7 @@ static void pump_in(struct proxy *p)
 	ssize_t room, r;
 	int cnt;
 
-	if (p->page == NULL || p->phase != PH_CONNECTED || !endpoint_has_client(&p->ep)
-	    || p->ep.read_eof)
+	if (p->page == NULL || p->phase != PH_CONNECTED)
 		return;
 	room = ring_writable(&p->in, iov, &cnt);
 	if (room <= 0) {
@@ -476,6 +548,12 @@ static void pump_in(struct proxy *p)
 			protocol_error(p, "in_cons runs behind in_prod by more than in[]");
 		return;
 	}
+	if (p->in_saved.len > 0) {
+		put_saved_in(p, iov, cnt, room);
+		return;
+	}
+	if (!endpoint_has_client(&p->ep) || p->ep.read_eof)
+		return;
 	r = readv(p->ep.rfd, iov, cnt);
 	if (r > 0) {
 		transcript_add(p, "in", iov, cnt, r);
@@ -488,6 +566,7 @@ static void pump_in(struct proxy *p)
 		/* EOF (or a reset): everything the client sent is in the ring.
 		 * It may still read (a half-close). */
 		p->ep.read_eof = true;
+		p->client_reset |= r < 0 && errno == ECONNRESET;
 		plog(p, XTL_INFO, r == 0 ? -1 : errno, "client closed its sending side");
 	}
 }
@@ -498,7 +577,7 @@ static bool want_client_read(struct proxy *p)
 	int cnt;
 
 	return p->page != NULL && p->phase == PH_CONNECTED && endpoint_has_client(&p->ep)
-		&& !p->ep.read_eof && ring_writable(&p->in, iov, &cnt) > 0;
+		&& !p->ep.read_eof && p->in_saved.len == 0 && ring_writable(&p->in, iov, &cnt) > 0;
 }
 
 static void notify_guest(struct proxy *p)
@@ -529,10 +608,21 @@ static void begin_ending(struct proxy *p, const char *why)
 	p->phase = PH_ENDING;
 }
 
-/* Frontend Closed or reset: take the last bytes, then let go of the ring. */
+/* Frontend Closed or reset: take the last bytes, keep what it had not read
+ * of in[] for its next ring (a client's bytes survive a guest's module
+ * reload or kexec), then let go of the ring. */
 static void drain_and_release(struct proxy *p)
 {
+	struct iovec iov[2];
+	int cnt;
+	ssize_t n;
+
+	if (p->page == NULL)
+		return;
 	pump_out(p);
+	n = ring_unconsumed(&p->in, iov, &cnt);
+	if (n > 0 && held_put(&p->in_saved, iov, cnt, n) == (size_t)n)
+		plog(p, XTL_INFO, -1, "kept %zd bytes the guest had not read for its next ring", n);
 	ring_release(p);
 }
 
@@ -616,13 +706,15 @@ static int find_channel(struct proxy *p)
 	if (r == XSR_OK)
 		r = xs_find_channel(p->xs, p->opt.channel, p->opt.backend_domid, &p->ch,
 				    msg, sizeof(msg));
-	if (r == XSR_OK)
-		r = xs_check_channel(p->xs, &p->ch, msg, sizeof(msg));
+	if (r != XSR_OK) {   /* missing, ambiguous, or console 0 */
+		plog(p, XTL_ERROR, -1, "%s", msg);
+		return r == XSR_FAILED ? EX_UNAVAILABLE : EX_NOINPUT;
+	}
+	r = xs_check_channel(p->xs, &p->ch, msg, sizeof(msg));
 	if (r == XSR_OK)
 		return 0;
 	plog(p, XTL_ERROR, -1, "%s", msg);
-	return r == XSR_NOT_FOUND || r == XSR_AMBIGUOUS ? EX_NOINPUT
-		: r == XSR_INVALID ? EX_DATAERR : EX_UNAVAILABLE;
+	return EX_DATAERR;
 }
 
 /* No endpoint option: use what the toolstack wrote in the backend. */
@@ -743,6 +835,8 @@ void proxy_free(struct proxy *p)
 	ring_release(p);
 	endpoint_close(&p->ep);
 	held_free(&p->held);
+	held_free(&p->unread);
+	held_free(&p->in_saved);
 	if (p->evt)
 		xenevtchn_close(p->evt);
 	if (p->gnt)
@@ -816,8 +910,10 @@ static int poll_setup(struct proxy *p, struct pollfd *pfd)
 
 static void on_client_gone(struct proxy *p)
 {
+	p->client_reset |= endpoint_client_reset(&p->ep);
+	unread_replay(p);
 	plog(p, XTL_INFO, -1, "client gone (%zu bytes held for the next)", p->held.len);
-	p->client_wr_dead = false;
+	p->client_wr_dead = p->client_reset = false;
 	if (!endpoint_drop_client(&p->ep))
 		p->stop = true;   /* stdio: nobody to serve any more */
 }
@@ -835,6 +931,8 @@ static void on_client_ready(struct proxy *p, const struct pollfd *pfd)
 
 static void new_client(struct proxy *p, bool ok)
 {
+	if (ok)
+		held_init(&p->unread, 2 * p->ep.sndbuf);
 	if (ok)
 		plog(p, XTL_INFO, -1, "client connected (%zu bytes held for it)", p->held.len);
 	else if (p->ep.kind == EP_CONNECT && repeat_log(&p->rep_refuse))
@@ -890,6 +988,7 @@ static int proxy_setup(struct proxy *p)
 							       sizeof(toolstack_path))))
 		return r;
 	buffer_bound(p);
+	held_init(&p->in_saved, sizeof(((struct xencons_interface *)0)->in));
 	transcript_open(p);
 	if ((r = open_endpoint(p)) || (r = start_backend(p)))
 		return r;

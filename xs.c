@@ -460,3 +460,207 @@ bool xs_domain_alive(struct xs_handle *h, unsigned domid)
 {
 	return xs_is_domain_introduced(h, domid);
 }
+
+/* ---- hotplug ------------------------------------------------------------------
+ * A channel we create gets the node set and permissions libxl gives a console
+ * device, with a frontend "type" no other backend claims (QEMU serves only
+ * "ioemu", xenconsoled only "xenconsoled"), so nobody races us for it.
+ */
+#define HOTPLUG_TYPE   "xenchan"
+#define DEVID_FIRST    1
+#define DEVID_LAST     9   /* hvc_xen reads the devid from one digit */
+
+struct node { const char *leaf, *value; };
+
+static bool write_nodes(struct xs_handle *h, xs_transaction_t t, const char *dir,
+			const struct node *nodes, const struct xs_permissions *perms,
+			unsigned nperms)
+{
+	char path[NODE_MAX];
+
+	for (; nodes->leaf; nodes++) {
+		join(path, dir, nodes->leaf);
+		if (!xs_write(h, t, path, nodes->value, strlen(nodes->value)))
+			return false;
+		if (perms && !xs_set_permissions(h, t, path, (struct xs_permissions *)perms, nperms))
+			return false;
+	}
+	return true;
+}
+
+/* The lowest devid in 1..9 with no frontend; XSR_EXISTS-like answers by
+ * name: *taken is set to the devid already called name, if any. */
+static enum xs_result pick_free_devid(struct xs_handle *h, xs_transaction_t t,
+				      unsigned domid, const char *name,
+				      unsigned *devid, unsigned *taken)
+{
+	char path[XS_PATH_MAX], leaf[16], val[XS_NAME_MAX];
+	bool used[DEVID_LAST + 1] = { true };
+	unsigned n = 0;
+	char **ids;
+
+	snprintf(path, sizeof(path), "/local/domain/%u/device/console", domid);
+	ids = xs_directory(h, t, path, &n);
+	*taken = 0;
+	for (unsigned i = 0; ids && i < n; i++) {
+		unsigned long id;
+		char node[NODE_MAX];
+		unsigned int len;
+		char *v;
+
+		if (!xs_parse_uint(ids[i], CONSOLE_DEVID_MAX, &id))
+			continue;
+		if (id <= DEVID_LAST)
+			used[id] = true;
+		snprintf(leaf, sizeof(leaf), "%lu/name", id);
+		join(node, path, leaf);
+		v = xs_read(h, t, node, &len);
+		if (v && len < sizeof(val) && strcmp(v, name) == 0 && id != 0)
+			*taken = id;
+		free(v);
+	}
+	free(ids);
+	if (*taken)
+		return XSR_AMBIGUOUS;
+	for (unsigned id = DEVID_FIRST; id <= DEVID_LAST; id++)
+		if (!used[id]) {
+			*devid = id;
+			return XSR_OK;
+		}
+	return XSR_NOT_FOUND;
+}
+
+static bool create_nodes(struct xs_handle *h, xs_transaction_t t, const struct xs_channel *ch,
+			 const char *limit, const char *connection, const char *path)
+{
+	char d[16], b[16], lx[XS_PATH_MAX];
+	struct xs_permissions fe_perms[2] = {
+		{ ch->domid, XS_PERM_NONE }, { ch->backend_domid, XS_PERM_READ } };
+	struct xs_permissions be_perms[2] = {
+		{ ch->backend_domid, XS_PERM_NONE }, { ch->domid, XS_PERM_READ } };
+	snprintf(d, sizeof(d), "%u", ch->domid);
+	snprintf(b, sizeof(b), "%u", ch->backend_domid);
+	const struct node fe_guest[] = {
+		{ "backend", ch->be }, { "backend-id", b }, { "state", "1" },
+		{ "protocol", "vt100" }, { NULL, NULL } };
+	const struct node fe_ours[] = {
+		{ "name", ch->name }, { "limit", limit }, { "type", HOTPLUG_TYPE },
+		{ "output", connection }, { "tty", "" }, { NULL, NULL } };
+	const struct node be_nodes[] = {
+		{ "frontend", ch->fe }, { "frontend-id", d }, { "online", "1" },
+		{ "state", "1" }, { "protocol", "vt100" }, { "name", ch->name },
+		{ "connection", connection }, { "path", path }, { NULL, NULL } };
+	const struct node lx_nodes[] = {
+		{ "frontend", ch->fe }, { "backend", ch->be }, { "frontend-id", d },
+		{ "online", "1" }, { "state", "1" }, { "protocol", "vt100" },
+		{ "name", ch->name }, { "connection", connection }, { "path", path },
+		{ NULL, NULL } };
+
+	snprintf(lx, sizeof(lx), "/libxl/%u/device/console/%u", ch->domid, ch->devid);
+	return xs_mkdir(h, t, ch->fe) && xs_set_permissions(h, t, ch->fe, fe_perms, 2)
+		&& write_nodes(h, t, ch->fe, fe_guest, NULL, 0)
+		&& write_nodes(h, t, ch->fe, fe_ours, be_perms, 2)
+		&& xs_mkdir(h, t, ch->be) && xs_set_permissions(h, t, ch->be, be_perms, 2)
+		&& write_nodes(h, t, ch->be, be_nodes, NULL, 0)
+		&& write_nodes(h, t, lx, lx_nodes, NULL, 0);
+}
+
+enum xs_result xs_create_channel(struct xs_handle *h, struct xs_channel *ch,
+				 const char *name, unsigned long limit,
+				 const char *connection, const char *path,
+				 unsigned *existing, char *msg, size_t msglen)
+{
+	char lim[24];
+
+	snprintf(lim, sizeof(lim), "%lu", limit);
+	copy_printable(ch->name, sizeof(ch->name), name);
+	for (int attempt = 0; attempt < 64; attempt++) {
+		xs_transaction_t t = xs_transaction_start(h);
+		enum xs_result r;
+		unsigned devid = 0;
+
+		if (t == XBT_NULL) {
+			say(msg, msglen, "xs_transaction_start: %s", strerror(errno));
+			return XSR_FAILED;
+		}
+		r = pick_free_devid(h, t, ch->domid, name, &devid, existing);
+		if (r != XSR_OK) {
+			xs_transaction_end(h, t, true);
+			if (r == XSR_NOT_FOUND)
+				say(msg, msglen, "devids 1 to 9 are all in use (hvc_xen reads one digit)");
+			else
+				say(msg, msglen, "channel %s exists (devid %u)", name, *existing);
+			return r;
+		}
+		channel_paths(ch, devid);
+		if (!create_nodes(h, t, ch, lim, connection, path ? path : "")) {
+			int e = errno;
+			xs_transaction_end(h, t, true);
+			say(msg, msglen, "writing %s: %s", ch->fe, strerror(e));
+			return XSR_FAILED;
+		}
+		if (xs_transaction_end(h, t, false))
+			return XSR_OK;
+		if (errno != EAGAIN) {
+			say(msg, msglen, "xs_transaction_end: %s", strerror(errno));
+			return XSR_FAILED;
+		}
+	}
+	say(msg, msglen, "xenstore transactions kept conflicting");
+	return XSR_FAILED;
+}
+
+enum xs_result xs_remove_channel(struct xs_handle *h, const struct xs_channel *ch)
+{
+	char lx[XS_PATH_MAX];
+
+	snprintf(lx, sizeof(lx), "/libxl/%u/device/console/%u", ch->domid, ch->devid);
+	for (int attempt = 0; attempt < 64; attempt++) {
+		xs_transaction_t t = xs_transaction_start(h);
+
+		if (t == XBT_NULL)
+			return XSR_FAILED;
+		xs_rm(h, t, ch->fe);
+		xs_rm(h, t, ch->be);
+		xs_rm(h, t, lx);
+		if (xs_transaction_end(h, t, false))
+			return XSR_OK;
+		if (errno != EAGAIN)
+			return XSR_FAILED;
+	}
+	return XSR_FAILED;
+}
+
+bool xs_channel_is_ours(struct xs_handle *h, const struct xs_channel *ch)
+{
+	char path[NODE_MAX], val[32];
+
+	join(path, ch->fe, "type");
+	return read_str(h, path, val, sizeof(val)) && strcmp(val, HOTPLUG_TYPE) == 0;
+}
+
+/* The pid of the proxy serving a channel, in the backend directory (owned
+ * by the backend domain: the guest cannot forge it). */
+enum xs_result xs_set_server_pid(struct xs_handle *h, const struct xs_channel *ch, long pid)
+{
+	char val[24];
+
+	if (pid <= 0) {
+		char path[NODE_MAX];
+		join(path, ch->be, "xenchan-pid");
+		return xs_rm(h, XBT_NULL, path) || errno == ENOENT ? XSR_OK : XSR_FAILED;
+	}
+	snprintf(val, sizeof(val), "%ld", pid);
+	return write_if_present(h, ch->be, "xenchan-pid", val);
+}
+
+long xs_server_pid(struct xs_handle *h, const struct xs_channel *ch)
+{
+	char path[NODE_MAX], val[24];
+	unsigned long pid;
+
+	join(path, ch->be, "xenchan-pid");
+	if (!read_str(h, path, val, sizeof(val)) || !xs_parse_uint(val, 1UL << 30, &pid))
+		return 0;
+	return (long)pid;
+}

@@ -99,4 +99,20 @@ bool xs_domain_alive(struct xs_handle *h, unsigned domid);
 
 const char *xb_state_name(enum xb_state s);
 
+/* Hotplug: create channel name on ch->domid (backend ch->backend_domid) with
+ * the lowest free devid in 1..9, every node in one transaction.  A name that
+ * exists gives XSR_AMBIGUOUS and its devid in *existing; no free devid gives
+ * XSR_NOT_FOUND. */
+enum xs_result xs_create_channel(struct xs_handle *h, struct xs_channel *ch,
+				 const char *name, unsigned long limit,
+				 const char *connection, const char *path,
+				 unsigned *existing, char *msg, size_t msglen);
+/* Unplug: remove the frontend, backend and /libxl copy in one transaction. */
+enum xs_result xs_remove_channel(struct xs_handle *h, const struct xs_channel *ch);
+/* Did we create it (frontend type "xenchan")? */
+bool xs_channel_is_ours(struct xs_handle *h, const struct xs_channel *ch);
+/* The serving proxy's pid in the backend directory (0: none recorded). */
+enum xs_result xs_set_server_pid(struct xs_handle *h, const struct xs_channel *ch, long pid);
+long xs_server_pid(struct xs_handle *h, const struct xs_channel *ch);
+
 #endif
