@@ -28,9 +28,11 @@
 #include <xengnttab.h>
 #include <xenstore.h>
 #include <xentoollog.h>
+#include <systemd/sd-daemon.h>
 
 #include "endpoint.h"
 #include "held.h"
+#include "hotplug.h"
 #include "ring.h"
 #include "xs.h"
 
@@ -41,8 +43,12 @@
 #define DEFAULT_LIMIT     (1UL << 20)   /* libxl's "limit" node */
 #define FINAL_DRAIN_MS    5000          /* give a reading client this long at the end */
 
+enum mode { MODE_SERVE, MODE_CREATE, MODE_REMOVE, MODE_LIST };
+
 struct options {
+	enum mode command;
 	const char *domain, *channel;
+	char *split_arg;                 /* DOMAIN:CHANNEL, split in a copy */
 	enum endpoint_kind kind;
 	const char *path;                /* socket path or pty link */
 	mode_t mode;
@@ -91,6 +97,8 @@ struct proxy {
 	unsigned long long discarded;
 	struct repeat rep_discard, rep_refuse, rep_keep;
 	bool notify_due;
+	bool created;                    /* we hot-plugged it: unplug on stop */
+	bool ready_sent;                 /* systemd has had READY=1 */
 	bool stop;
 	int exit_code;
 };
@@ -129,7 +137,10 @@ static bool repeat_log(struct repeat *r)
 /* ---- options -------------------------------------------------------------- */
 
 static const char usage_text[] =
-"usage: xenchan-proxy [options] DOMAIN CHANNEL\n"
+"usage: xenchan-proxy [options] DOMAIN CHANNEL   (or DOMAIN:CHANNEL)\n"
+"       xenchan-proxy --create [options] DOMAIN CHANNEL\n"
+"       xenchan-proxy --remove DOMAIN CHANNEL\n"
+"       xenchan-proxy --list DOMAIN\n"
 "  DOMAIN   domid, or domain name (the /local/domain/*/name node)\n"
 "  CHANNEL  channel name (the frontend \"name\" node), or a devid number\n"
 "  -l, --listen PATH      create a listening Unix socket; one client at a time\n"
@@ -143,6 +154,9 @@ static const char usage_text[] =
 "      --buffer SIZE      bytes held for an absent or slow client\n"
 "                         (default: the frontend's \"limit\" node)\n"
 "      --overflow-data discard|keep  beyond that bound (default discard)\n"
+"      --create           hot-plug CHANNEL on the running domain; unplug it on exit\n"
+"      --remove           unplug a hot-plugged CHANNEL (its proxy does it, or this)\n"
+"      --list             show DOMAIN's channels, their states and servers\n"
 "  -v, --verbose (repeat for more), -q, --quiet, -h, --help, -V, --version\n";
 
 static int usage(const char *why)
@@ -185,9 +199,39 @@ static int set_endpoint(struct options *o, enum endpoint_kind kind, const char *
 	return 0;
 }
 
+/* DOMAIN CHANNEL, or one DOMAIN:CHANNEL (a systemd instance name), or
+ * DOMAIN alone for --list. */
+static int parse_operands(struct options *o, int n, char **arg)
+{
+	char *colon;
+
+	if (o->command == MODE_LIST) {
+		if (n != 1)
+			return usage("--list takes DOMAIN");
+		o->domain = arg[0];
+		o->channel = "";
+		return 0;
+	}
+	if (n == 2) {
+		o->domain = arg[0];
+		o->channel = arg[1];
+		return 0;
+	}
+	if (n == 1 && (colon = strchr(arg[0], ':')) != NULL && colon != arg[0] && colon[1]) {
+		o->split_arg = strdup(arg[0]);
+		if (o->split_arg == NULL)
+			return EX_OSERR;
+		o->split_arg[colon - arg[0]] = '\0';
+		o->domain = o->split_arg;
+		o->channel = o->split_arg + (colon - arg[0]) + 1;
+		return 0;
+	}
+	return usage("expected DOMAIN and CHANNEL");
+}
+
 static int parse_options(struct options *o, int argc, char **argv)
 {
-	enum { OPT_BUFFER = 256, OPT_OVERFLOW };
+	enum { OPT_BUFFER = 256, OPT_OVERFLOW, OPT_CREATE, OPT_REMOVE, OPT_LIST };
 	static const struct option longopts[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "connect", required_argument, NULL, 'c' },
@@ -198,6 +242,9 @@ static int parse_options(struct options *o, int argc, char **argv)
 		{ "transcript", required_argument, NULL, 't' },
 		{ "buffer", required_argument, NULL, OPT_BUFFER },
 		{ "overflow-data", required_argument, NULL, OPT_OVERFLOW },
+		{ "create", no_argument, NULL, OPT_CREATE },
+		{ "remove", no_argument, NULL, OPT_REMOVE },
+		{ "list", no_argument, NULL, OPT_LIST },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -237,6 +284,9 @@ static int parse_options(struct options *o, int argc, char **argv)
 				return usage("--overflow-data takes discard or keep");
 			o->overflow_keep = strcmp(optarg, "keep") == 0;
 			break;
+		case OPT_CREATE: o->command = MODE_CREATE; break;
+		case OPT_REMOVE: o->command = MODE_REMOVE; break;
+		case OPT_LIST: o->command = MODE_LIST; break;
 		case 'v': o->verbosity++; break;
 		case 'q': o->verbosity = -1; break;
 		case 'h': fputs(usage_text, stdout); return -1;
@@ -246,11 +296,7 @@ static int parse_options(struct options *o, int argc, char **argv)
 	}
 	if (r != 0)
 		return r;
-	if (argc - optind != 2)
-		return usage("expected DOMAIN and CHANNEL");
-	o->domain = argv[optind];
-	o->channel = argv[optind + 1];
-	return 0;
+	return parse_operands(o, argc - optind, argv + optind);
 }
 
 /* ---- transcript ------------------------------------------------------------ */
@@ -355,6 +401,10 @@ static void ring_attach(struct proxy *p)
 	}
 	p->phase = PH_CONNECTED;
 	p->notify_due = true;   /* the guest may be waiting on a full ring */
+	if (!p->ready_sent) {
+		sd_notify(0, "READY=1\nSTATUS=connected");
+		p->ready_sent = true;
+	}
 	plog(p, XTL_INFO, -1, "connected: ring-ref %u, port %u (ours %d), %u bytes waiting",
 	     ri.ring_ref, ri.port, port, *p->out.prod - p->out.local);
 }
@@ -515,7 +565,8 @@ static void pump_out(struct proxy *p)
 	p->out_total += taken;
 	p->notify_due = true;
 	if (p->opt.verbosity >= 2)
-		plog(p, XTL_DETAIL, -1, "guest>dom0 %zu bytes (%zu held)", taken, p->held.len);
+		plog(p, XTL_DETAIL, -1, "guest>dom0 %zu bytes, to offset %llu (%zu held, %llu discarded)",
+		     taken, p->out_total, p->held.len, p->discarded);
 }
 
 static void put_saved_in(struct proxy *p, const struct iovec *iov, int cnt, size_t room)
@@ -561,7 +612,7 @@ static void pump_in(struct proxy *p)
 		p->in_total += r;
 		p->notify_due = true;
 		if (p->opt.verbosity >= 2)
-			plog(p, XTL_DETAIL, -1, "dom0>guest %zd bytes", r);
+			plog(p, XTL_DETAIL, -1, "dom0>guest %zd bytes, to offset %llu", r, p->in_total);
 	} else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
 		/* EOF (or a reset): everything the client sent is in the ring.
 		 * It may still read (a half-close). */
@@ -697,12 +748,55 @@ static void on_xenstore(struct proxy *p)
 
 /* ---- setup -------------------------------------------------------------------- */
 
+/* --create: make the channel, or take over a stale one of that name. */
+static int create_channel(struct proxy *p)
+{
+	const char *conn = p->opt.kind == EP_LISTEN ? "socket" : p->opt.kind == EP_CONNECT
+		? "connect" : p->opt.kind == EP_PTY ? "pty" : "stdio";
+	char msg[256];
+	unsigned existing = 0;
+	enum xs_result r;
+
+	r = xs_create_channel(p->xs, &p->ch, p->opt.channel,
+			      p->opt.buffer_set ? p->opt.buffer : DEFAULT_LIMIT, conn,
+			      p->opt.kind == EP_LISTEN || p->opt.kind == EP_CONNECT ? p->opt.path : "",
+			      &existing, msg, sizeof(msg));
+	if (r == XSR_OK) {
+		p->created = true;
+		plog(p, XTL_INFO, -1, "created %s", p->ch.fe);
+		return 0;
+	}
+	if (r == XSR_AMBIGUOUS) {
+		char devid[16];
+		long pid;
+
+		snprintf(devid, sizeof(devid), "%u", existing);
+		if (xs_find_channel(p->xs, devid, p->opt.backend_domid, &p->ch, msg, sizeof(msg)) == XSR_OK
+		    && xs_channel_is_ours(p->xs, &p->ch)
+		    && !hotplug_pid_alive(pid = xs_server_pid(p->xs, &p->ch))) {
+			p->created = true;
+			plog(p, XTL_WARN, -1, "taking over %s (its proxy %ld is gone)", p->ch.fe, pid);
+			return 0;
+		}
+		snprintf(msg, sizeof(msg), "channel %s exists (devid %u) and is not stale",
+			 p->opt.channel, existing);
+	}
+	plog(p, XTL_ERROR, -1, "--create: %s", msg);
+	return EX_CANTCREAT;
+}
+
 static int find_channel(struct proxy *p)
 {
 	char msg[768];
 	enum xs_result r;
 
 	r = xs_find_domain(p->xs, p->opt.domain, &p->ch, msg, sizeof(msg));
+	if (r == XSR_OK && p->opt.command == MODE_LIST)
+		return 0;
+	if (r == XSR_OK && p->opt.command == MODE_CREATE) {
+		p->ch.backend_domid = p->opt.backend_domid;
+		return create_channel(p);
+	}
 	if (r == XSR_OK)
 		r = xs_find_channel(p->xs, p->opt.channel, p->opt.backend_domid, &p->ch,
 				    msg, sizeof(msg));
@@ -737,11 +831,21 @@ static int toolstack_endpoint(struct proxy *p, char *path, size_t pathlen)
 	return 0;
 }
 
+/* Socket activation: systemd passed us one listening Unix stream socket. */
+static bool inherited_listener(struct proxy *p)
+{
+	return sd_listen_fds(1) == 1
+		&& sd_is_socket_unix(SD_LISTEN_FDS_START, SOCK_STREAM, 1, NULL, 0) > 0
+		&& (p->opt.path = NULL, true);
+}
+
 static int open_endpoint(struct proxy *p)
 {
 	int r;
 
 	endpoint_init(&p->ep, p->opt.kind, p->opt.path, p->opt.mode);
+	if (p->opt.kind == EP_LISTEN && p->opt.path == NULL)
+		endpoint_adopt_listener(&p->ep, SD_LISTEN_FDS_START);
 	r = endpoint_open(&p->ep);
 	if (r != 0) {
 		plog(p, XTL_ERROR, -1, "%s", p->ep.err);
@@ -755,16 +859,23 @@ static int open_endpoint(struct proxy *p)
 	return 0;
 }
 
+/* The signals the loop reads from a signalfd; blocked before anything else,
+ * so a SIGTERM during setup is handled as a clean stop, not a kill. */
+static void block_signals(sigset_t *set)
+{
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(set);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGHUP);
+	sigprocmask(SIG_BLOCK, set, NULL);
+}
+
 static int open_signals(struct proxy *p)
 {
 	sigset_t set;
 
-	signal(SIGPIPE, SIG_IGN);
-	sigemptyset(&set);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGHUP);
-	sigprocmask(SIG_BLOCK, &set, NULL);
+	block_signals(&set);
 	p->sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (p->sigfd < 0) {
 		plog(p, XTL_ERROR, errno, "signalfd");
@@ -849,6 +960,7 @@ void proxy_free(struct proxy *p)
 		close(p->transcript_fd);
 	if (p->logger)
 		xtl_logger_destroy((xentoollog_logger *)p->logger);
+	free(p->opt.split_arg);
 	free(p);
 }
 
@@ -984,25 +1096,74 @@ static int proxy_setup(struct proxy *p)
 
 	if ((r = open_signals(p)) || (r = open_xen(p)) || (r = find_channel(p)))
 		return r;
-	if (p->opt.kind == EP_NONE && (r = toolstack_endpoint(p, toolstack_path,
-							       sizeof(toolstack_path))))
+	if (p->opt.kind == EP_NONE && inherited_listener(p))
+		p->opt.kind = EP_LISTEN;
+	else if (p->opt.kind == EP_NONE && (r = toolstack_endpoint(p, toolstack_path,
+								    sizeof(toolstack_path))))
 		return r;
 	buffer_bound(p);
 	held_init(&p->in_saved, sizeof(((struct xencons_interface *)0)->in));
 	transcript_open(p);
 	if ((r = open_endpoint(p)) || (r = start_backend(p)))
 		return r;
+	if (xs_set_server_pid(p->xs, &p->ch, getpid()) != XSR_OK)
+		plog(p, XTL_WARN, errno, "xs_write %s/xenchan-pid", p->ch.be);
 	plog(p, XTL_INFO, -1, "serving %s (backend %s), holding up to %zu bytes",
 	     p->ch.fe, p->ch.be, p->held.bound);
 	return 0;
 }
 
-int main(int argc, char **argv)
+/* Stopping: let go of the ring; a channel we created is unplugged, any
+ * other is left exactly as it is, for the next proxy to reattach. */
+static void proxy_finish(struct proxy *p)
 {
-	struct proxy *p = proxy_new();
-	xentoollog_level level;
+	char msg[256];
+
+	pump_out(p);
+	flush_held(p);
+	ring_release(p);
+	if (p->phase == PH_ENDING || p->xs == NULL || p->ch.be[0] == '\0')
+		return;
+	sd_notify(0, "STOPPING=1");
+	if (!p->created) {
+		xs_set_server_pid(p->xs, &p->ch, 0);
+		return;
+	}
+	if (hotplug_unplug(p->xs, &p->ch, UNPLUG_WAIT_MS, msg, sizeof(msg)) == XSR_FAILED)
+		plog(p, XTL_ERROR, errno, "unplug: %s", msg);
+	else
+		plog(p, XTL_INFO, -1, "%s", msg);
+}
+
+/* --list and --remove need only xenstore. */
+static int run_command(struct proxy *p)
+{
+	char msg[512];
 	int r;
 
+	p->xs = xs_open(0);
+	if (p->xs == NULL) {
+		plog(p, XTL_ERROR, errno, "xs_open (is xenstored running?)");
+		return EX_UNAVAILABLE;
+	}
+	if ((r = find_channel(p)) != 0)
+		return r;
+	if (p->opt.command == MODE_LIST)
+		return hotplug_list(p->xs, &p->ch, stdout);
+	r = hotplug_remove(p->xs, &p->ch, msg, sizeof(msg));
+	plog(p, r ? XTL_ERROR : XTL_INFO, -1, "--remove: %s", msg);
+	return r;
+}
+
+int main(int argc, char **argv)
+{
+	struct proxy *p;
+	xentoollog_level level;
+	sigset_t set;
+	int r;
+
+	block_signals(&set);
+	p = proxy_new();
 	if (p == NULL)
 		return EX_OSERR;
 	r = parse_options(&p->opt, argc, argv);
@@ -1013,11 +1174,18 @@ int main(int argc, char **argv)
 	level = p->opt.verbosity < 0 ? XTL_ERROR : p->opt.verbosity == 0 ? XTL_WARN
 		: p->opt.verbosity == 1 ? XTL_INFO : XTL_DEBUG;
 	p->logger = xtl_createlogger_stdiostream(stderr, level, 0);
-	r = p->logger ? proxy_setup(p) : EX_OSERR;
-	while (r == 0 && !p->stop)
-		loop_once(p);
-	if (r == 0)
+	if (p->logger == NULL)
+		r = EX_OSERR;
+	else if (p->opt.command == MODE_LIST || p->opt.command == MODE_REMOVE)
+		r = run_command(p);
+	else
+		r = proxy_setup(p);
+	if (r == 0 && (p->opt.command == MODE_SERVE || p->opt.command == MODE_CREATE)) {
+		while (!p->stop)
+			loop_once(p);
+		proxy_finish(p);
 		r = p->exit_code;
+	}
 	proxy_free(p);
 	return r;
 }

@@ -7,6 +7,8 @@
  * we compute it from (B, D, N) and only check that the frontend agrees.
  */
 #include <errno.h>
+#include <poll.h>
+#include <time.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -610,19 +612,44 @@ enum xs_result xs_create_channel(struct xs_handle *h, struct xs_channel *ch,
 	return XSR_FAILED;
 }
 
+/* Remove path, then each parent left empty, up to (not including) stop:
+ * as libxl cleans up a device, so an unplug leaves the tree as it was. */
+static void rm_with_empty_parents(struct xs_handle *h, xs_transaction_t t,
+				  const char *path, const char *stop)
+{
+	char cur[XS_PATH_MAX];
+	size_t stop_len = strlen(stop);
+	unsigned n;
+	char **kids, *slash;
+
+	snprintf(cur, sizeof(cur), "%s", path);
+	xs_rm(h, t, cur);
+	while ((slash = strrchr(cur, '/')) != NULL && (size_t)(slash - cur) > stop_len) {
+		*slash = '\0';
+		kids = xs_directory(h, t, cur, &n);
+		free(kids);
+		if (kids == NULL || n > 0)
+			break;
+		xs_rm(h, t, cur);
+	}
+}
+
 enum xs_result xs_remove_channel(struct xs_handle *h, const struct xs_channel *ch)
 {
-	char lx[XS_PATH_MAX];
+	char lx[XS_PATH_MAX], fe_top[XS_PATH_MAX], be_top[XS_PATH_MAX], lx_top[XS_PATH_MAX];
 
 	snprintf(lx, sizeof(lx), "/libxl/%u/device/console/%u", ch->domid, ch->devid);
+	snprintf(fe_top, sizeof(fe_top), "/local/domain/%u", ch->domid);
+	snprintf(be_top, sizeof(be_top), "/local/domain/%u", ch->backend_domid);
+	snprintf(lx_top, sizeof(lx_top), "/libxl/%u", ch->domid);
 	for (int attempt = 0; attempt < 64; attempt++) {
 		xs_transaction_t t = xs_transaction_start(h);
 
 		if (t == XBT_NULL)
 			return XSR_FAILED;
-		xs_rm(h, t, ch->fe);
-		xs_rm(h, t, ch->be);
-		xs_rm(h, t, lx);
+		rm_with_empty_parents(h, t, ch->fe, fe_top);
+		rm_with_empty_parents(h, t, ch->be, be_top);
+		rm_with_empty_parents(h, t, lx, lx_top);
 		if (xs_transaction_end(h, t, false))
 			return XSR_OK;
 		if (errno != EAGAIN)
@@ -663,4 +690,86 @@ long xs_server_pid(struct xs_handle *h, const struct xs_channel *ch)
 	if (!read_str(h, path, val, sizeof(val)) || !xs_parse_uint(val, 1UL << 30, &pid))
 		return 0;
 	return (long)pid;
+}
+
+/* ---- looking at channels and waiting on them ------------------------------------- */
+
+bool xs_wait_frontend(struct xs_handle *h, const struct xs_channel *ch, bool want_gone,
+		      int timeout_ms)
+{
+	struct timespec end, now;
+	bool ok = false;
+
+	if (!xs_watch(h, ch->fe, "wait"))
+		return false;
+	clock_gettime(CLOCK_MONOTONIC, &end);
+	end.tv_sec += timeout_ms / 1000;
+	end.tv_nsec += (timeout_ms % 1000) * 1000000L;
+	for (;;) {
+		bool present;
+		enum xb_state s = xs_frontend_state(h, ch, &present);
+		struct pollfd pfd = { .fd = xs_fileno(h), .events = POLLIN };
+		long left;
+
+		if (!present || (!want_gone && s == XB_CLOSED)) {
+			ok = true;
+			break;
+		}
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		left = (end.tv_sec - now.tv_sec) * 1000 + (end.tv_nsec - now.tv_nsec) / 1000000;
+		if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
+			break;
+		xs_drain_watches(h);
+	}
+	xs_unwatch(h, ch->fe, "wait");
+	return ok;
+}
+
+static void read_leaf(struct xs_handle *h, const char *dir, const char *leaf,
+		      char *buf, size_t cap)
+{
+	char path[NODE_MAX], raw[XS_PATH_MAX];
+
+	join(path, dir, leaf);
+	if (read_str(h, path, raw, sizeof(raw)))
+		copy_printable(buf, cap, raw);
+	else
+		buf[0] = '\0';
+}
+
+int xs_list_channels(struct xs_handle *h, const struct xs_channel *dom,
+		     struct xs_channel_info *out, int max)
+{
+	char path[XS_PATH_MAX];
+	unsigned n = 0;
+	int found = 0;
+	char **ids;
+
+	snprintf(path, sizeof(path), "/local/domain/%u/device/console", dom->domid);
+	ids = xs_directory(h, XBT_NULL, path, &n);
+	for (unsigned i = 0; ids && i < n && found < max; i++) {
+		struct xs_channel_info *ci = &out[found];
+		struct xs_channel ch = *dom;
+		unsigned long id;
+		bool present;
+
+		if (!xs_parse_uint(ids[i], CONSOLE_DEVID_MAX, &id) || id == 0)
+			continue;
+		channel_paths(&ch, id);
+		memset(ci, 0, sizeof(*ci));
+		ci->devid = id;
+		read_leaf(h, ch.fe, "name", ci->name, sizeof(ci->name));
+		read_leaf(h, ch.fe, "type", ci->type, sizeof(ci->type));
+		read_leaf(h, ch.be, "connection", ci->connection, sizeof(ci->connection));
+		read_leaf(h, ch.be, "path", ci->endpoint, sizeof(ci->endpoint));
+		if (ci->endpoint[0] == '\0')
+			read_leaf(h, ch.fe, "tty", ci->endpoint, sizeof(ci->endpoint));
+		ci->fs = xs_frontend_state(h, &ch, &present);
+		ci->bs = xs_backend_state(h, &ch, &present);
+		ci->backend_present = present;
+		ci->pid = xs_server_pid(h, &ch);
+		found++;
+	}
+	free(ids);
+	return found;
 }

@@ -115,4 +115,21 @@ bool xs_channel_is_ours(struct xs_handle *h, const struct xs_channel *ch);
 enum xs_result xs_set_server_pid(struct xs_handle *h, const struct xs_channel *ch, long pid);
 long xs_server_pid(struct xs_handle *h, const struct xs_channel *ch);
 
+/* Wait (a watch, at most timeout_ms) until the frontend is Closed, or with
+ * want_gone until its directory is removed.  True if it happened. */
+bool xs_wait_frontend(struct xs_handle *h, const struct xs_channel *ch, bool want_gone,
+		      int timeout_ms);
+
+/* What --list shows of one channel. */
+struct xs_channel_info {
+	unsigned devid;
+	char name[XS_NAME_MAX], type[16], connection[16], endpoint[XS_PATH_MAX];
+	enum xb_state fs, bs;
+	bool backend_present;
+	long pid;
+};
+/* The channels (console devices but 0) of dom->domid; returns how many. */
+int xs_list_channels(struct xs_handle *h, const struct xs_channel *dom,
+		     struct xs_channel_info *out, int max);
+
 #endif

@@ -186,14 +186,14 @@ def test_toolstack_pty_node(host):
 @pytest.mark.timeout(60)
 def test_bytes_wait_for_first_client(host):
     d, n, g = setup_channel(host)
-    p, sock = listen_proxy(host, d, n)
+    p, sock = listen_proxy(host, d, n, "-vv")
     connected(host, d, n)
     data = os.urandom(512 * 1024)
     with g.connect() as t:
         send_all(t, data, timeout=30)
-        # All of it left the guest (it never waited on a full ring for long)
-        # before any client exists.
-        host_wait_stat(g, "out_bytes", len(data))
+        # All of it left the guest's ring, into the proxy, before any
+        # client exists.
+        host_wait_log(p, r"to offset 524288 \(524288 held")
         with client(sock) as c:
             assert recv_exact(c, len(data), timeout=30) == data
 
@@ -214,21 +214,22 @@ def host_wait_stat(g, key, value, timeout=20):
 @pytest.mark.timeout(60)
 def test_overflow_discard_keeps_guest_writing(host):
     d, n, g = setup_channel(host)
-    p, sock = listen_proxy(host, d, n, "--buffer", "64K")
+    p, sock = listen_proxy(host, d, n, "--buffer", "64K", "-vv")
     connected(host, d, n)
     data = os.urandom(MIB)
     with g.connect() as t:
         send_all(t, data, timeout=30)
-        host_wait_stat(g, "out_bytes", MIB)
+        # The guest's writer never waits: all 1 MiB leaves its ring.
+        host_wait_log(p, r"to offset 1048576 \(65536 held, 983040 discarded\)")
         with client(sock) as c:
             got = recv_exact(c, 65536, timeout=10)
             assert got == data[:65536]          # the oldest bytes are kept
             send_all(t, b"after")               # and the stream goes on
             assert recv_exact(c, 5) == b"after"
-    m = re.search(r"total discarded (\d+)", p.log())
-    assert m, p.log()
-    # One line per power-of-two occurrence; the count covers every byte.
-    assert int(re.findall(r"total discarded (\d+)", p.log())[-1]) <= MIB - 65536
+    # Logged at the 1st, 2nd, 4th... occurrence, counting every byte.
+    assert re.search(r"discarded \d+ bytes from the guest at stream offset 65536: client absent",
+                     p.log()), p.log()
+    assert g.stats()["write_wait_ns"] < 10**9
     p.signal(signal.SIGTERM)
     assert p.wait() == 0
 
@@ -250,7 +251,6 @@ def test_overflow_keep_stalls_guest_loses_nothing(host):
         writer.join()
     assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
     assert "discarded" not in p.log()
-    host_wait_stat(g, "out_bytes", MIB)
     assert g.stats()["write_waits"] >= 1
 
 
@@ -280,7 +280,7 @@ def test_client_dies_with_unread_bytes_at_least_once(host):
     """What the kernel held for a dead client comes again to the next one:
     no gap; duplicates bounded by the proxy's unread copy (32 KiB)."""
     d, n, g = setup_channel(host)
-    p, sock = listen_proxy(host, d, n, "-v")
+    p, sock = listen_proxy(host, d, n, "-vv")
     connected(host, d, n)
     stream = os.urandom(256 * 1024)
     with g.connect() as t:
@@ -288,7 +288,7 @@ def test_client_dies_with_unread_bytes_at_least_once(host):
         first = recv_exact_after(c1, t, stream[:64 * 1024], 1000)
         # Let bytes pile up unread in c1's socket, then kill it.
         send_all(t, stream[64 * 1024:128 * 1024])
-        host_wait_stat(g, "out_bytes", 128 * 1024)
+        host_wait_log(p, r"to offset 131072 ")
         c1.close()                       # closes with bytes unread: a reset
         send_all(t, stream[128 * 1024:])
         with client(sock) as c2:
@@ -436,7 +436,15 @@ def test_proxy_sigkill_restart_reattaches(host):
         host.wait_xs(be(d, n) + "/state", "4")
         with client(sock) as c2:
             send_all(t, part2[1000:], timeout=30)
-            assert recv_exact(c2, len(part2), timeout=30) == part2
+            got = recv_exact(c2, len(part2), timeout=30)
+            while not got.endswith(part2):
+                got += recv_exact(c2, 1)
+            # A process killed between write() and publishing out_cons
+            # leaves those bytes in the ring: the next one sends them
+            # again.  At most one ring (2 KiB) of part1, never a gap.
+            dup = got[:len(got) - len(part2)]
+            assert len(dup) <= 2048 and part1.endswith(dup), len(dup)
+            print("bytes repeated after SIGKILL: %d" % len(dup))
             send_all(c2, b"to the guest")
             assert recv_exact(t, 12) == b"to the guest"
     assert host.xs.read(fe(d, n) + "/state") == b"4"
@@ -460,14 +468,14 @@ def test_sigterm_leaves_backend_state_and_removes_socket(host):
 @pytest.mark.timeout(60)
 def test_domain_destroyed_while_client_reads(host):
     d, n, g = setup_channel(host)
-    p, sock = listen_proxy(host, d, n)
+    p, sock = listen_proxy(host, d, n, "-vv")
     connected(host, d, n)
     data = os.urandom(300000)
     with client(sock) as c:
         c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
         with g.connect() as t:
             send_all(t, data, timeout=30)
-            host_wait_stat(g, "out_bytes", len(data))
+            host_wait_log(p, r"to offset 300000 ")
         host.domain_destroy(d)
         got = recv_until_eof(c, timeout=20)
     assert got == data
@@ -488,6 +496,7 @@ def test_lookup_by_name_and_number(host):
     for dom, chan in (("named", "org.example.two"), (str(d), str(n2)), ("named", str(n2))):
         p = host.proxy(dom, chan, "--stdio", check_ready=False)
         connected(host, d, n2)
+        host.wait_xs(be(d, n2) + "/xenchan-pid", str(p.proc.pid))
         p.signal(signal.SIGTERM)
         assert p.wait() == 0
 

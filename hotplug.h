@@ -1,0 +1,24 @@
+/*
+ * hotplug.h - channels that xenchan-proxy creates on a running domain, and
+ * the two commands that look at and remove them (--list, --remove).
+ */
+#ifndef XENCHAN_HOTPLUG_H
+#define XENCHAN_HOTPLUG_H
+
+#include <stdbool.h>
+#include "xs.h"
+
+#define UNPLUG_WAIT_MS 5000   /* as long as Linux waits for a backend */
+
+/* Is pid a live xenchan-proxy on this host? */
+bool hotplug_pid_alive(long pid);
+/* Unplug: backend Closing, wait (bounded) for the frontend to close, then
+ * remove the frontend, backend and /libxl copy.  msg says how it went. */
+enum xs_result hotplug_unplug(struct xs_handle *h, const struct xs_channel *ch,
+			      int wait_ms, char *msg, size_t msglen);
+/* xenchan-proxy --list DOMAIN: one line per channel, to out. */
+int hotplug_list(struct xs_handle *h, const struct xs_channel *dom, FILE *out);
+/* xenchan-proxy --remove DOMAIN CHANNEL.  Returns a sysexits code. */
+int hotplug_remove(struct xs_handle *h, const struct xs_channel *ch, char *msg, size_t msglen);
+
+#endif
