@@ -42,6 +42,12 @@
 
 #define DEFAULT_LIMIT     (1UL << 20)   /* libxl's "limit" node */
 #define FINAL_DRAIN_MS    5000          /* give a reading client this long at the end */
+/* A guest may notify far more often than it makes progress.  More than
+ * STORM_EVENTS notifications that move no byte within STORM_WINDOW_MS leave
+ * the port masked until the window ends: the storm costs us at most
+ * STORM_EVENTS wakeups per window, and a timer exists only while it lasts. */
+#define STORM_EVENTS      256
+#define STORM_WINDOW_MS   100
 
 enum mode { MODE_SERVE, MODE_CREATE, MODE_REMOVE, MODE_LIST };
 
@@ -95,7 +101,11 @@ struct proxy {
 	unsigned long long out_total;    /* bytes taken from out[] since start */
 	unsigned long long in_total;     /* bytes put into in[] since start */
 	unsigned long long discarded;
-	struct repeat rep_discard, rep_refuse, rep_keep;
+	struct repeat rep_discard, rep_refuse, rep_keep, rep_storm;
+	int event_port;                  /* delivered and still masked, or -1 */
+	struct timespec storm_start;     /* the current storm window */
+	unsigned storm_events;           /* notifications without progress in it */
+	bool storm_masked;               /* leaving event_port masked until the window ends */
 	bool notify_due;
 	bool created;                    /* we hot-plugged it: unplug on stop */
 	bool ready_sent;                 /* systemd has had READY=1 */
@@ -348,6 +358,9 @@ static void ring_release(struct proxy *p)
 	xenevtchn_unbind(p->evt, p->port);
 	xengnttab_unmap(p->gnt, p->page, 1);
 	p->page = NULL;
+	p->event_port = -1;
+	p->storm_masked = false;
+	p->storm_events = 0;
 	plog(p, XTL_INFO, -1, "ring released");
 }
 
@@ -936,7 +949,7 @@ struct proxy *proxy_new(void)
 
 	if (p == NULL)
 		return NULL;
-	p->sigfd = p->transcript_fd = -1;
+	p->sigfd = p->transcript_fd = p->event_port = -1;
 	endpoint_init(&p->ep, EP_NONE, NULL, 0);
 	return p;
 }
@@ -988,7 +1001,44 @@ static void on_event(struct proxy *p)
 	int port = xenevtchn_pending(p->evt);
 
 	if (port >= 0)
-		xenevtchn_unmask(p->evt, port);
+		p->event_port = port;
+}
+
+static long ms_left(const struct timespec *start, long window_ms)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return window_ms - ((now.tv_sec - start->tv_sec) * 1000
+			    + (now.tv_nsec - start->tv_nsec) / 1000000);
+}
+
+/* After a pass that began with a notification: unmask the port, unless the
+ * guest is storming (see STORM_EVENTS). */
+static void settle_event(struct proxy *p, bool progress)
+{
+	if (p->event_port < 0)
+		return;
+	if (!p->storm_masked && !progress) {
+		if (p->storm_events == 0 || ms_left(&p->storm_start, STORM_WINDOW_MS) <= 0) {
+			clock_gettime(CLOCK_MONOTONIC, &p->storm_start);
+			p->storm_events = 0;
+		}
+		if (++p->storm_events > STORM_EVENTS) {
+			p->storm_masked = true;
+			if (repeat_log(&p->rep_storm))
+				plog(p, XTL_WARN, -1, "event storm: more than %d notifications without "
+				     "data in %d ms; throttling (%lu storms)", STORM_EVENTS,
+				     STORM_WINDOW_MS, p->rep_storm.n);
+		}
+	}
+	if (p->storm_masked && ms_left(&p->storm_start, STORM_WINDOW_MS) > 0)
+		return;
+	p->storm_masked = false;
+	p->storm_events = 0;
+	if (p->page != NULL)
+		xenevtchn_unmask(p->evt, p->event_port);
+	p->event_port = -1;
 }
 
 /* Build the poll set; returns the poll timeout (-1: none, as when idle). */
@@ -1017,6 +1067,11 @@ static int poll_setup(struct proxy *p, struct pollfd *pfd)
 		timeout = p->ep.retry_ms;
 	if (ending)
 		timeout = FINAL_DRAIN_MS;
+	if (p->storm_masked) {
+		long left = ms_left(&p->storm_start, STORM_WINDOW_MS);
+		left = left < 0 ? 0 : left;
+		timeout = timeout < 0 || left < timeout ? (int)left : timeout;
+	}
 	return timeout;
 }
 
@@ -1080,6 +1135,7 @@ static void loop_once(struct proxy *p)
 	flush_held(p);
 	pump_out(p);
 	pump_in(p);
+	settle_event(p, p->notify_due);
 	notify_guest(p);
 	if (endpoint_has_client(&p->ep))
 		on_client_ready(p, pfd);

@@ -1,0 +1,92 @@
+/*
+ * simhv.h - the simulated hypervisor's state under $XENSIM_DIR, shared by the
+ * test libxengnttab.so.1 and libxenevtchn.so.1 (tests/sim/README.md).
+ *
+ * There is no daemon: each process that opens a handle reads and writes the
+ * files directly, and a per-domain flock() serialises event-channel changes.
+ * Every file may have been written by a hostile or dead peer, so every read
+ * is bounded and parsed strictly; a bad record reads as "no such thing".
+ */
+#ifndef XENCHAN_SIMHV_H
+#define XENCHAN_SIMHV_H
+
+#include <limits.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/socket.h>
+#include <sys/types.h>
+#include <sys/un.h>
+
+#define SIMHV_PAGE_SIZE 4096
+/* Linux keeps grant refs 0-7 for the toolstack (GNTTAB_NR_RESERVED_ENTRIES). */
+#define SIMHV_FIRST_GRANT_REF 8
+/* 64 grant frames of 512 v1 entries: Xen's default max_grant_frames. */
+#define SIMHV_MAX_GRANT_REF 32768
+/* Port 0 is reserved by Xen; the 2-level ABI of a 64-bit guest has 4096. */
+#define SIMHV_MAX_PORT 4096
+/* Longest socket name we create or accept in a record: "D.PORT.16hex". */
+#define SIMHV_SOCK_NAME_MAX 40
+
+/* What a process is, for the simulated hypervisor. */
+struct simhv {
+	char dir[PATH_MAX];   /* $XENSIM_DIR */
+	uint32_t domid;       /* $XENSIM_DOMID, default 0 */
+};
+
+/* Read XENSIM_DIR and XENSIM_DOMID.  On error prints why, naming lib, to
+ * stderr (the only place a test's author will look) and sets errno. */
+int simhv_init(struct simhv *hv, const char *lib);
+
+/* snprintf into buf; -1 with ENAMETOOLONG if it does not fit. */
+int simhv_path(char *buf, size_t len, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+/* mkdir -p. */
+int simhv_mkdirs(const char *path);
+/* Replace path's content atomically (temporary file, then rename). */
+int simhv_write_atomic(const char *path, const char *text);
+/* Read at most len-1 bytes of a small file and NUL-terminate them. */
+ssize_t simhv_read_small(const char *path, char *buf, size_t len);
+/* Decimal, no sign, no junk, no overflow, at most max. */
+int simhv_parse_u32(const char *s, uint32_t max, uint32_t *out);
+
+/* ---- event-channel records: evtchn/D/PORT ---- */
+
+enum simhv_port_state { SIMHV_PORT_UNBOUND, SIMHV_PORT_INTERDOMAIN };
+
+struct simhv_port_rec {
+	enum simhv_port_state state;
+	uint32_t remote_dom;
+	uint32_t remote_port;                 /* interdomain only */
+	char sock[SIMHV_SOCK_NAME_MAX + 1];   /* owner's socket, in evtchn/sock/ */
+};
+
+int simhv_port_rec_path(const struct simhv *hv, uint32_t dom, uint32_t port,
+			char *buf, size_t len);
+/* 0 and *rec filled; -1 with ENOENT if absent, EINVAL if malformed. */
+int simhv_port_rec_read(const struct simhv *hv, uint32_t dom, uint32_t port,
+			struct simhv_port_rec *rec);
+int simhv_port_rec_write(const struct simhv *hv, uint32_t dom, uint32_t port,
+			 const struct simhv_port_rec *rec);
+int simhv_sock_addr(const struct simhv *hv, const char *sock,
+		    struct sockaddr_un *addr, socklen_t *addrlen);
+/* Is a process still bound to this socket name?  A dead owner refuses. */
+bool simhv_sock_alive(const struct simhv *hv, const char *sock);
+/* The live socket of the peer of (dom, port), if the two records point at
+ * each other and the peer's owner is alive; -1 otherwise (unbound, peer
+ * closed or dead: Xen drops a notification on such a port). */
+int simhv_port_peer_addr(const struct simhv *hv, uint32_t dom, uint32_t port,
+			 struct sockaddr_un *addr, socklen_t *addrlen);
+/* One event to a peer's socket, never blocking: a full queue means the peer
+ * port is already pending, so EAGAIN counts as delivered. */
+int simhv_send_event(int fd, const struct sockaddr_un *addr, socklen_t addrlen,
+		     uint32_t port);
+
+/* flock() the event-channel state of one or two domains, lower domid first
+ * (as Xen takes its event locks), so binders never deadlock. */
+struct simhv_lock { int fd[2]; };
+int simhv_lock_domains(const struct simhv *hv, uint32_t a, uint32_t b,
+		       struct simhv_lock *lk);
+void simhv_unlock_domains(struct simhv_lock *lk);
+
+#endif
