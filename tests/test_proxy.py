@@ -611,3 +611,30 @@ def test_quiet_proxy_makes_no_wakeups(host):
         select.select([], [], [], 2.0)    # the measurement interval, not a synchronisation
         after = switches()
     assert after == before, (before, after)
+
+
+@pytest.mark.timeout(60)
+def test_pty_output_waits_while_nobody_has_it_open(host):
+    """Guest output written while no one has the pty open is not lost: the
+    proxy holds the slave open, so the pty buffers what fits and the proxy
+    holds the rest."""
+    d, n, g = setup_channel(host)
+    link = os.path.join(host.dir, "console")
+    p = host.proxy(str(d), str(n), "--pty=" + link, "-vv",
+                   check_ready=lambda p: wait_file(link, 10, p.proc))
+    connected(host, d, n)
+    data = os.urandom(200 * 1024)
+    with g.connect() as t:
+        send_all(t, data, timeout=30)
+        host_wait_log(p, r"to offset 204800 ")
+    held = int(re.findall(r"to offset 204800 \((\d+) held", p.log())[-1])
+    print("pty: %d bytes in the pty's own buffer, %d held by the proxy" % (len(data) - held, held))
+    assert 0 < held < len(data)
+    fd = os.open(link, os.O_RDWR | os.O_NOCTTY)
+    try:
+        # The proxy made the line raw.  (tty.setraw would flush with
+        # TCSAFLUSH, throwing away what the pty buffered: a reader's
+        # mistake, not a loss in the proxy.)
+        assert recv_exact(fd, len(data), timeout=20) == data
+    finally:
+        os.close(fd)
