@@ -278,7 +278,7 @@ def test_client_killed_quiescent_then_new_client_exactly_once(host):
 @pytest.mark.timeout(60)
 def test_client_dies_with_unread_bytes_at_least_once(host):
     """What the kernel held for a dead client comes again to the next one:
-    no gap; duplicates bounded by the proxy's unread copy (32 KiB)."""
+    no gap; duplicates bounded by the proxy's unread copy (64 KiB)."""
     d, n, g = setup_channel(host)
     p, sock = listen_proxy(host, d, n, "-vv")
     connected(host, d, n)
@@ -298,7 +298,7 @@ def test_client_dies_with_unread_bytes_at_least_once(host):
     assert k >= 0, "the next client's bytes are not from the stream"
     assert got == stream[k:], "a gap or reordering after offset %d" % k
     assert k <= len(first), "bytes lost between the two clients"
-    assert len(first) - k <= 32 * 1024, "duplicates beyond the documented bound"
+    assert len(first) - k <= 64 * 1024, "duplicates beyond the documented bound"
     assert "unread" in p.log()
 
 
@@ -590,6 +590,8 @@ def test_transcript(host):
 
 
 @pytest.mark.timeout(30)
+@pytest.mark.skipif(bool(os.environ.get("XENCHAN_WRAPPER")),
+                    reason="a wrapper such as valgrind has wakeups of its own")
 def test_quiet_proxy_makes_no_wakeups(host):
     d, n, g = setup_channel(host)
     p, sock = listen_proxy(host, d, n)

@@ -607,7 +607,12 @@ def test_guest_serves_before_the_backend_and_survives_its_restart(sim):
         b.wait()
         send_all(t, b"while nobody serves")
         b = sim.backend(7, 2)           # reattaches to the same page and port
-        assert recv_exact(b.stdout, 19) == b"while nobody serves"
+        got = recv_exact(b.stdout, 19)
+        if got.startswith(b"early"):
+            # Killed between writing "early" out and publishing out_cons:
+            # the next backend re-reads it (at-least-once, protocol.md).
+            got = got[5:] + recv_exact(b.stdout, 5)
+        assert got == b"while nobody serves"
         exchange(t, (b.stdout, b.stdin), 64 * 1024)
     assert sim.read(fe + "/state") == "4"
 

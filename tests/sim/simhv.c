@@ -14,6 +14,19 @@
 
 #include "simhv.h"
 
+/* $XENSIM_DIR made absolute, so a caller that changes directory later (a
+ * daemon) still reaches the sockets and records. */
+static int dir_absolute(const char *dir, char *buf, size_t len)
+{
+	char cwd[PATH_MAX];
+
+	if (dir[0] == '/')
+		return simhv_path(buf, len, "%s", dir);
+	if (!getcwd(cwd, sizeof(cwd)))
+		return -1;
+	return simhv_path(buf, len, "%s/%s", cwd, dir);
+}
+
 int simhv_init(struct simhv *hv, const char *lib)
 {
 	const char *dir = getenv("XENSIM_DIR");
@@ -26,8 +39,9 @@ int simhv_init(struct simhv *hv, const char *lib)
 		errno = ENOENT;
 		return -1;
 	}
-	if (simhv_path(hv->dir, sizeof(hv->dir), "%s", dir) < 0) {
-		fprintf(stderr, "%s (xensim test library): XENSIM_DIR is too long\n", lib);
+	if (dir_absolute(dir, hv->dir, sizeof(hv->dir)) < 0) {
+		fprintf(stderr, "%s (xensim test library): XENSIM_DIR=%s: %s\n",
+			lib, dir, strerror(errno));
 		return -1;
 	}
 	hv->domid = 0;
