@@ -315,3 +315,18 @@ void endpoint_close(struct endpoint *ep)
 	ep->rfd = ep->wfd = ep->listen_fd = ep->pty_slave_fd = -1;
 	ep->created_path = false;
 }
+
+const char *endpoint_socket_path(struct endpoint *ep)
+{
+	struct sockaddr_un sa;
+	socklen_t len = sizeof(sa);
+
+	if (ep->kind == EP_CONNECT || (ep->kind == EP_LISTEN && ep->path != NULL))
+		return ep->path;
+	if (ep->kind != EP_LISTEN || ep->listen_fd < 0
+	    || getsockname(ep->listen_fd, (struct sockaddr *)&sa, &len) < 0
+	    || len <= sizeof(sa_family_t) || sa.sun_path[0] == '\0')
+		return "";
+	snprintf(ep->inherited_path, sizeof(ep->inherited_path), "%s", sa.sun_path);
+	return ep->inherited_path;
+}

@@ -26,6 +26,7 @@ struct endpoint {
 	int retry_ms;            /* EP_CONNECT: next retry delay, 0 = at once */
 	size_t sndbuf;           /* socket clients: the kernel's send buffer bound */
 	char err[320];           /* why the last call failed: syscall, path, errno */
+	char inherited_path[108];  /* where an inherited listener is bound */
 };
 
 void endpoint_init(struct endpoint *ep, enum endpoint_kind kind, const char *path, mode_t mode);
@@ -47,6 +48,8 @@ bool endpoint_is_socket(const struct endpoint *ep);
 bool endpoint_unread(const struct endpoint *ep, size_t *unread);
 /* Did the client close with bytes unread?  (The kernel then resets us.) */
 bool endpoint_client_reset(const struct endpoint *ep);
+/* The socket's path ("" for a pty, stdio, or an unnamed socket). */
+const char *endpoint_socket_path(struct endpoint *ep);
 /* Close everything; remove what we created. */
 void endpoint_close(struct endpoint *ep);
 

@@ -772,8 +772,7 @@ static int create_channel(struct proxy *p)
 
 	r = xs_create_channel(p->xs, &p->ch, p->opt.channel,
 			      p->opt.buffer_set ? p->opt.buffer : DEFAULT_LIMIT, conn,
-			      p->opt.kind == EP_LISTEN || p->opt.kind == EP_CONNECT ? p->opt.path : "",
-			      &existing, msg, sizeof(msg));
+			      endpoint_socket_path(&p->ep), &existing, msg, sizeof(msg));
 	if (r == XSR_OK) {
 		p->created = true;
 		plog(p, XTL_INFO, -1, "created %s", p->ch.fe);
@@ -808,7 +807,7 @@ static int find_channel(struct proxy *p)
 		return 0;
 	if (r == XSR_OK && p->opt.command == MODE_CREATE) {
 		p->ch.backend_domid = p->opt.backend_domid;
-		return create_channel(p);
+		return 0;   /* created once the endpoint is open */
 	}
 	if (r == XSR_OK)
 		r = xs_find_channel(p->xs, p->opt.channel, p->opt.backend_domid, &p->ch,
@@ -844,14 +843,6 @@ static int toolstack_endpoint(struct proxy *p, char *path, size_t pathlen)
 	return 0;
 }
 
-/* Socket activation: systemd passed us one listening Unix stream socket. */
-static bool inherited_listener(struct proxy *p)
-{
-	return sd_listen_fds(1) == 1
-		&& sd_is_socket_unix(SD_LISTEN_FDS_START, SOCK_STREAM, 1, NULL, 0) > 0
-		&& (p->opt.path = NULL, true);
-}
-
 static int open_endpoint(struct proxy *p)
 {
 	int r;
@@ -860,16 +851,26 @@ static int open_endpoint(struct proxy *p)
 	if (p->opt.kind == EP_LISTEN && p->opt.path == NULL)
 		endpoint_adopt_listener(&p->ep, SD_LISTEN_FDS_START);
 	r = endpoint_open(&p->ep);
-	if (r != 0) {
+	if (r != 0)
 		plog(p, XTL_ERROR, -1, "%s", p->ep.err);
-		return r;
+	return r;
+}
+
+/* For xl console -t pv: the pty's path in the frontend "tty" node. */
+static void publish_tty(struct proxy *p)
+{
+	if (p->opt.kind == EP_PTY && xs_set_frontend_tty(p->xs, &p->ch, p->ep.pty_name) != XSR_OK)
+		plog(p, XTL_WARN, errno, "xs_write %s/tty", p->ch.fe);
+}
+
+static const char *endpoint_name(struct proxy *p)
+{
+	switch (p->opt.kind) {
+	case EP_LISTEN: return p->opt.path ? p->opt.path : "a socket passed by systemd";
+	case EP_CONNECT: return p->opt.path;
+	case EP_PTY: return p->ep.pty_name;
+	default: return "stdio";
 	}
-	if (p->opt.kind == EP_PTY) {
-		if (xs_set_frontend_tty(p->xs, &p->ch, p->ep.pty_name) != XSR_OK)
-			plog(p, XTL_WARN, errno, "xs_write %s/tty", p->ch.fe);
-		plog(p, XTL_INFO, -1, "pty %s", p->ep.pty_name);
-	}
-	return 0;
 }
 
 /* The signals the loop reads from a signalfd; blocked before anything else,
@@ -1032,10 +1033,12 @@ static void settle_event(struct proxy *p, bool progress)
 				     STORM_WINDOW_MS, p->rep_storm.n);
 		}
 	}
-	if (p->storm_masked && ms_left(&p->storm_start, STORM_WINDOW_MS) > 0)
-		return;
-	p->storm_masked = false;
-	p->storm_events = 0;
+	if (p->storm_masked) {
+		if (ms_left(&p->storm_start, STORM_WINDOW_MS) > 0)
+			return;
+		p->storm_masked = false;   /* the window is over: a fresh count */
+		p->storm_events = 0;
+	}
 	if (p->page != NULL)
 		xenevtchn_unmask(p->evt, p->event_port);
 	p->event_port = -1;
@@ -1145,27 +1148,56 @@ static void loop_once(struct proxy *p)
 		p->stop = true;
 }
 
+/* Which endpoint: an option, else a socket systemd passed, else (not for
+ * --create) what the toolstack wrote in the backend directory. */
+static int choose_endpoint(struct proxy *p, char *path, size_t len)
+{
+	int n = sd_listen_fds(1);
+
+	if (p->opt.kind != EP_NONE) {
+		if (n > 0)
+			plog(p, XTL_WARN, -1, "ignoring the %d sockets systemd passed: an endpoint "
+			     "option was given", n);
+		return 0;
+	}
+	if (n > 0) {
+		if (n != 1 || sd_is_socket_unix(SD_LISTEN_FDS_START, SOCK_STREAM, 1, NULL, 0) <= 0) {
+			plog(p, XTL_ERROR, -1, "systemd passed %d sockets; expected one listening "
+			     "Unix stream socket", n);
+			return EX_CONFIG;
+		}
+		p->opt.kind = EP_LISTEN;
+		p->opt.path = NULL;
+		return 0;
+	}
+	if (p->opt.command == MODE_CREATE)
+		return usage("--create needs --listen, --connect, --pty or --stdio "
+			     "(or a socket passed by systemd)");
+	return toolstack_endpoint(p, path, len);
+}
+
 static int proxy_setup(struct proxy *p)
 {
 	static char toolstack_path[XS_PATH_MAX];
 	int r;
 
-	if ((r = open_signals(p)) || (r = open_xen(p)) || (r = find_channel(p)))
+	if ((r = open_signals(p)) || (r = open_xen(p)) || (r = find_channel(p))
+	    || (r = choose_endpoint(p, toolstack_path, sizeof(toolstack_path))))
 		return r;
-	if (p->opt.kind == EP_NONE && inherited_listener(p))
-		p->opt.kind = EP_LISTEN;
-	else if (p->opt.kind == EP_NONE && (r = toolstack_endpoint(p, toolstack_path,
-								    sizeof(toolstack_path))))
+	transcript_open(p);
+	/* The endpoint first: a channel we create is never left without one. */
+	if ((r = open_endpoint(p)) || (p->opt.command == MODE_CREATE && (r = create_channel(p))))
 		return r;
 	buffer_bound(p);
 	held_init(&p->in_saved, sizeof(((struct xencons_interface *)0)->in));
-	transcript_open(p);
-	if ((r = open_endpoint(p)) || (r = start_backend(p)))
+	publish_tty(p);
+	if ((r = start_backend(p)))
 		return r;
 	if (xs_set_server_pid(p->xs, &p->ch, getpid()) != XSR_OK)
 		plog(p, XTL_WARN, errno, "xs_write %s/xenchan-pid", p->ch.be);
-	plog(p, XTL_INFO, -1, "serving %s (backend %s), holding up to %zu bytes",
-	     p->ch.fe, p->ch.be, p->held.bound);
+	sd_notify(0, "STATUS=waiting for the guest to connect");
+	plog(p, XTL_INFO, -1, "serving %s (backend %s) on %s, holding up to %zu bytes",
+	     p->ch.fe, p->ch.be, endpoint_name(p), p->held.bound);
 	return 0;
 }
 
@@ -1234,8 +1266,8 @@ int main(int argc, char **argv)
 		r = EX_OSERR;
 	else if (p->opt.command == MODE_LIST || p->opt.command == MODE_REMOVE)
 		r = run_command(p);
-	else
-		r = proxy_setup(p);
+	else if ((r = proxy_setup(p)) != 0 && p->created)
+		proxy_finish(p);   /* never leave a channel we made behind */
 	if (r == 0 && (p->opt.command == MODE_SERVE || p->opt.command == MODE_CREATE)) {
 		while (!p->stop)
 			loop_once(p);

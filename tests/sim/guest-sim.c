@@ -590,6 +590,44 @@ static void hostile_bad_out_prod(struct guest *g)
 	logf_(g, "hostile: out_prod = out_cons + 100000, notified");
 }
 
+static void hostile_backwards_out_prod(struct guest *g)
+{
+	struct xencons_interface *x = g->page;
+
+	g->out_broken = true;
+	x->out_prod = x->out_cons - 1;
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	notify_backend(g);
+	logf_(g, "hostile: out_prod = out_cons - 1, notified");
+}
+
+/* prod keeps moving while the backend reads it: random values, each
+ * notified, ARG times. */
+static void hostile_moving_out_prod(struct guest *g)
+{
+	struct xencons_interface *x = g->page;
+	uint32_t v = x->out_cons;
+
+	g->out_broken = true;
+	for (uint64_t i = 0; i < g->hostile_arg; i++) {
+		v = v * 1103515245u + 12345u;
+		x->out_prod = v;
+		__atomic_thread_fence(__ATOMIC_RELEASE);
+		notify_backend(g);
+	}
+	logf_(g, "hostile: out_prod moved %" PRIu64 " times, notified", g->hostile_arg);
+}
+
+static void hostile_bad_in_cons(struct guest *g)
+{
+	struct xencons_interface *x = g->page;
+
+	x->in_cons = x->in_prod + 5000;   /* consumed more than was produced */
+	__atomic_thread_fence(__ATOMIC_RELEASE);
+	notify_backend(g);
+	logf_(g, "hostile: in_cons = in_prod + 5000, notified");
+}
+
 static void hostile_event_storm(struct guest *g)
 {
 	for (uint64_t i = 0; i < g->hostile_arg; i++)
@@ -604,6 +642,12 @@ static const struct hostile_mode hostile_modes[] = {
 	  100000, hostile_event_storm, false },
 	{ "never-read", "never consume in[], as a guest whose tty is never read",
 	  0, NULL, true },
+	{ "backwards-out-prod", "publish out_prod = out_cons - 1 and notify",
+	  0, hostile_backwards_out_prod, false },
+	{ "moving-out-prod", "move out_prod to random values ARG times (default 10000), notifying",
+	  10000, hostile_moving_out_prod, false },
+	{ "bad-in-cons", "publish in_cons = in_prod + 5000 and notify",
+	  0, hostile_bad_in_cons, true },
 };
 
 /* ---- the device's life -------------------------------------------------- */

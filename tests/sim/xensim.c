@@ -357,10 +357,21 @@ static int rm_tree_entry(const char *path, const struct stat *st, int type, stru
 	return 0;
 }
 
+/* A domain's pages and ports go at once, as when the hypervisor destroys
+ * it: the directory is renamed away first, so a backend that rewrites a port
+ * record meanwhile (an unbind reverting the peer) finds it gone instead of
+ * racing the removal. */
 static void rm_tree(const char *path)
 {
-	if (nftw(path, rm_tree_entry, 16, FTW_DEPTH | FTW_PHYS) < 0 && errno != ENOENT)
-		fail(EX_IOERR, "remove %s: %s", path, strerror(errno));
+	xpath dead = pathf("%s.dead.%ld", path, (long)getpid());
+
+	if (rename(path, dead.s) < 0) {
+		if (errno == ENOENT)
+			return;
+		fail(EX_IOERR, "rename %s: %s", path, strerror(errno));
+	}
+	if (nftw(dead.s, rm_tree_entry, 16, FTW_DEPTH | FTW_PHYS) < 0 && errno != ENOENT)
+		fail(EX_IOERR, "remove %s: %s", dead.s, strerror(errno));
 }
 
 /* ---- xenstore ----------------------------------------------------------- */
