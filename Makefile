@@ -34,11 +34,18 @@ xenchan-proxy: $(B)/xenchan-proxy
 	@[ "$(B)" = build ] && cp $< $@ || true
 
 include tests/sim/sim.mk
+include tests/fuzz/fuzz.mk
+-include tests/xen/xen.mk
 
 # ---- tests -------------------------------------------------------------------
 # Every default test; see tests/README.md.  PYTEST_ARGS adds pytest options.
 check: all $(B)/tests/test-units
 	XENCHAN_BUILD=$(CURDIR)/$(B) $(PYTHON) -m pytest -q -n 2 tests $(PYTEST_ARGS)
+	$(MAKE) --no-print-directory fuzz-smoke
+
+# Benchmarks print figures (bench/RESULTS.md); nothing fails on a number.
+bench: all
+	$(PYTHON) bench/run.py
 
 unit: $(B)/tests/test-units
 	$(B)/tests/test-units
@@ -68,4 +75,4 @@ deps:
 clean:
 	rm -rf build build-asan xenchan-proxy
 
-.PHONY: all check unit check-asan check-valgrind demo deps clean sim
+.PHONY: all check unit check-asan check-valgrind bench demo deps clean sim

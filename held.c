@@ -64,6 +64,11 @@ size_t held_peek(const struct held *h, struct iovec iov[2], int *iovcnt)
 {
 	size_t first = h->cap - h->head < h->len ? h->cap - h->head : h->len;
 
+	if (h->len == 0) {   /* no buffer at all: no pointer arithmetic on NULL */
+		iov[0] = iov[1] = (struct iovec){ NULL, 0 };
+		*iovcnt = 0;
+		return 0;
+	}
 	iov[0].iov_base = h->buf + h->head;
 	iov[0].iov_len = first;
 	iov[1].iov_base = h->buf;

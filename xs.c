@@ -37,11 +37,14 @@ bool xs_parse_uint(const char *s, unsigned long max, unsigned long *out)
 	if (s == NULL || *s == '\0')
 		return false;
 	for (; *s; s++) {
+		unsigned long d = (unsigned long)(*s - '0');
+
 		if (*s < '0' || *s > '9')
 			return false;
-		if (v > (max - (unsigned long)(*s - '0')) / 10)
+		/* v * 10 + d <= max, without overflow (and d itself may exceed max) */
+		if (d > max || v > (max - d) / 10)
 			return false;
-		v = v * 10 + (unsigned long)(*s - '0');
+		v = v * 10 + d;
 	}
 	*out = v;
 	return true;

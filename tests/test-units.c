@@ -133,6 +133,9 @@ static void test_parse_uint(void)
 	CHECK(!xs_parse_uint("0x10", 100, &v));
 	CHECK(!xs_parse_uint("99999999999999999999999", ~0UL, &v));
 	CHECK(!xs_parse_uint(NULL, 10, &v));
+	CHECK(!xs_parse_uint("9", 8, &v));      /* a digit above max (found by fuzzing) */
+	CHECK(xs_parse_uint("8", 8, &v) && v == 8);
+	CHECK(!xs_parse_uint("10", 8, &v));
 }
 
 static void test_pick_channel(void)

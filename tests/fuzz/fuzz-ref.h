@@ -1,0 +1,68 @@
+/*
+ * fuzz-ref.h - brute-force references for the parsers of xs.c, written
+ * from xs.h's contracts rather than from xs.c.
+ */
+#ifndef XENCHAN_FUZZ_REF_H
+#define XENCHAN_FUZZ_REF_H
+
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include "xs.h"
+
+#define REF_DEVID_MAX 65535UL   /* CONSOLE_DEVID_MAX in xs.c */
+
+_Static_assert(sizeof(unsigned long) == sizeof(unsigned long long),
+	       "strtoull is the reference for unsigned long");
+
+/* Strict unsigned decimal: at least one digit, digits only (strtoull alone
+ * would take spaces, signs and 0x), no overflow, at most max. */
+static inline bool ref_parse_uint(const char *s, unsigned long max, unsigned long *out)
+{
+	unsigned long long v;
+	char *end;
+
+	if (*s == '\0')
+		return false;
+	for (const char *p = s; *p; p++)
+		if (*p < '0' || *p > '9')
+			return false;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno == ERANGE || *end != '\0' || v > max)
+		return false;
+	*out = v;
+	return true;
+}
+
+/* A channel argument against a listing: a number (as devids are read, up to
+ * 65535) is a devid, the first entry of that number, and 0 is the primary
+ * console (invalid); anything else is a name, which must be the "name" of
+ * exactly one entry with a non-zero numeric devid. */
+static inline enum xs_result ref_pick_channel(char *const *devids, char *const *names,
+					      size_t n, const char *want, size_t *index)
+{
+	unsigned long w, id;
+	size_t found = 0;
+
+	if (ref_parse_uint(want, REF_DEVID_MAX, &w)) {
+		if (w == 0)
+			return XSR_INVALID;
+		for (size_t i = 0; i < n; i++)
+			if (ref_parse_uint(devids[i], REF_DEVID_MAX, &id) && id == w) {
+				*index = i;
+				return XSR_OK;
+			}
+		return XSR_NOT_FOUND;
+	}
+	for (size_t i = n; i-- > 0;)   /* the other way round from xs.c */
+		if (ref_parse_uint(devids[i], REF_DEVID_MAX, &id) && id != 0
+		    && names[i] != NULL && strcmp(names[i], want) == 0) {
+			found++;
+			*index = i;
+		}
+	return found == 1 ? XSR_OK : found ? XSR_AMBIGUOUS : XSR_NOT_FOUND;
+}
+
+#endif

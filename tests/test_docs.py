@@ -1,0 +1,40 @@
+"""The documentation promises: the man page is mandoc-clean and documents
+every option --help offers; the README opens with the two commands."""
+import os
+import re
+import shutil
+import subprocess
+
+import pytest
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+BUILD = os.environ.get("XENCHAN_BUILD", os.path.join(ROOT, "build"))
+MAN = os.path.join(ROOT, "man", "xenchan-proxy.1")
+
+
+@pytest.mark.timeout(30)
+def test_man_page_lints_clean():
+    if shutil.which("mandoc") is None:
+        pytest.skip("mandoc is not installed")
+    r = subprocess.run(["mandoc", "-Tlint", "-Wwarning", MAN], capture_output=True, text=True)
+    assert r.returncode == 0 and not r.stdout.strip(), r.stdout + r.stderr
+
+
+@pytest.mark.timeout(30)
+def test_every_option_is_documented():
+    r = subprocess.run([os.path.join(BUILD, "xenchan-proxy"), "--help"], capture_output=True,
+                       text=True, timeout=10)
+    assert r.returncode == 0
+    opts = set(re.findall(r"--[a-z][a-z0-9-]+", r.stdout))
+    assert len(opts) >= 15, opts
+    man = open(MAN).read()
+    for o in sorted(opts):
+        assert re.search(r"Fl Fl %s\b" % re.escape(o[2:]), man), "%s is not in the man page" % o
+
+
+@pytest.mark.timeout(30)
+def test_readme_opens_with_the_two_commands():
+    text = open(os.path.join(ROOT, "README.md")).read()
+    block = re.search(r"```sh\n(.*?)```", text, re.S).group(1)
+    assert "make demo" in block and "make check" in block
+    assert text.index("make check") < text.index("## ")
