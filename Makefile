@@ -36,6 +36,8 @@ xenchan-proxy: $(B)/xenchan-proxy
 include tests/sim/sim.mk
 include tests/fuzz/fuzz.mk
 -include tests/xen/xen.mk
+-include dm.mk
+-include install.mk
 
 # ---- tests -------------------------------------------------------------------
 # Every default test; see tests/README.md.  PYTEST_ARGS adds pytest options.
