@@ -34,6 +34,7 @@
 #include "held.h"
 #include "hotplug.h"
 #include "ring.h"
+#include "sandbox.h"
 #include "xs.h"
 
 #ifndef XENCHAN_VERSION
@@ -63,6 +64,8 @@ struct options {
 	unsigned long buffer;
 	bool buffer_set;
 	bool overflow_keep;
+	const char *user;                /* drop to this user before the loop */
+	bool no_seccomp;
 	int verbosity;                   /* -1 quiet, 0 default, 1 -v, 2 -vv */
 };
 
@@ -167,6 +170,8 @@ static const char usage_text[] =
 "      --create           hot-plug CHANNEL on the running domain; unplug it on exit\n"
 "      --remove           unplug a hot-plugged CHANNEL (its proxy does it, or this)\n"
 "      --list             show DOMAIN's channels, their states and servers\n"
+"  -u, --user USER        run the relay loop as USER (and its groups)\n"
+"      --no-seccomp       do not install the system-call filter (debugging)\n"
 "  -v, --verbose (repeat for more), -q, --quiet, -h, --help, -V, --version\n";
 
 static int usage(const char *why)
@@ -241,7 +246,7 @@ static int parse_operands(struct options *o, int n, char **arg)
 
 static int parse_options(struct options *o, int argc, char **argv)
 {
-	enum { OPT_BUFFER = 256, OPT_OVERFLOW, OPT_CREATE, OPT_REMOVE, OPT_LIST };
+	enum { OPT_BUFFER = 256, OPT_OVERFLOW, OPT_CREATE, OPT_REMOVE, OPT_LIST, OPT_NO_SECCOMP };
 	static const struct option longopts[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "connect", required_argument, NULL, 'c' },
@@ -255,6 +260,8 @@ static int parse_options(struct options *o, int argc, char **argv)
 		{ "create", no_argument, NULL, OPT_CREATE },
 		{ "remove", no_argument, NULL, OPT_REMOVE },
 		{ "list", no_argument, NULL, OPT_LIST },
+		{ "user", required_argument, NULL, 'u' },
+		{ "no-seccomp", no_argument, NULL, OPT_NO_SECCOMP },
 		{ "verbose", no_argument, NULL, 'v' },
 		{ "quiet", no_argument, NULL, 'q' },
 		{ "help", no_argument, NULL, 'h' },
@@ -266,7 +273,7 @@ static int parse_options(struct options *o, int argc, char **argv)
 
 	memset(o, 0, sizeof(*o));
 	o->mode = 0600;
-	while (r == 0 && (c = getopt_long(argc, argv, "l:c:p::sm:b:t:vqhV", longopts, NULL)) != -1) {
+	while (r == 0 && (c = getopt_long(argc, argv, "l:c:p::sm:b:t:u:vqhV", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'l': r = set_endpoint(o, EP_LISTEN, optarg); break;
 		case 'c': r = set_endpoint(o, EP_CONNECT, optarg); break;
@@ -297,6 +304,8 @@ static int parse_options(struct options *o, int argc, char **argv)
 		case OPT_CREATE: o->command = MODE_CREATE; break;
 		case OPT_REMOVE: o->command = MODE_REMOVE; break;
 		case OPT_LIST: o->command = MODE_LIST; break;
+		case 'u': o->user = optarg; break;
+		case OPT_NO_SECCOMP: o->no_seccomp = true; break;
 		case 'v': o->verbosity++; break;
 		case 'q': o->verbosity = -1; break;
 		case 'h': fputs(usage_text, stdout); return -1;
@@ -1176,6 +1185,22 @@ static int choose_endpoint(struct proxy *p, char *path, size_t len)
 	return toolstack_endpoint(p, path, len);
 }
 
+/* Everything privileged is open: become the user, then admit only the
+ * loop's system calls. */
+static int enter_sandbox(struct proxy *p)
+{
+	char err[256];
+	int r = 0;
+
+	if (p->opt.user && (r = sandbox_drop_user(p->opt.user, err, sizeof(err))) == 0)
+		plog(p, XTL_INFO, -1, "running as %s", p->opt.user);
+	if (r == 0 && !p->opt.no_seccomp)
+		r = sandbox_seccomp(err, sizeof(err));
+	if (r != 0)
+		plog(p, XTL_ERROR, -1, "%s", err);
+	return r;
+}
+
 static int proxy_setup(struct proxy *p)
 {
 	static char toolstack_path[XS_PATH_MAX];
@@ -1198,7 +1223,7 @@ static int proxy_setup(struct proxy *p)
 	sd_notify(0, "STATUS=waiting for the guest to connect");
 	plog(p, XTL_INFO, -1, "serving %s (backend %s) on %s, holding up to %zu bytes",
 	     p->ch.fe, p->ch.be, endpoint_name(p), p->held.bound);
-	return 0;
+	return enter_sandbox(p);
 }
 
 /* Stopping: let go of the ring; a channel we created is unplugged, any

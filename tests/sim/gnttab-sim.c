@@ -378,7 +378,7 @@ static int grant_create(struct xengntdev_handle *h, uint32_t grantee,
 	if (fd < 0)
 		return -1;
 	if (ftruncate(fd, SIMHV_PAGE_SIZE) < 0 ||
-	    fchmod(fd, writable ? 0644 : 0444) < 0 ||
+	    fchmod(fd, writable ? SIMHV_FILE_MODE : 0444) < 0 ||
 	    grant_publish(h, tmp, grantee, ref) < 0) {
 		err = errno;
 		close(fd);

@@ -80,7 +80,9 @@ int simhv_mkdirs(const char *path)
 			continue;
 		char c = *p;
 		*p = '\0';
-		if (mkdir(buf, 0755) < 0 && errno != EEXIST)
+		if (mkdir(buf, SIMHV_DIR_MODE) == 0)
+			chmod(buf, SIMHV_DIR_MODE);   /* past the umask */
+		else if (errno != EEXIST)
 			return -1;
 		*p = c;
 		if (c == '\0')
@@ -100,7 +102,7 @@ int simhv_write_atomic(const char *path, const char *text)
 	fd = mkostemp(tmp, O_CLOEXEC);
 	if (fd < 0)
 		return -1;
-	written = write(fd, text, len) == (ssize_t)len && fchmod(fd, 0644) == 0;
+	written = write(fd, text, len) == (ssize_t)len && fchmod(fd, SIMHV_FILE_MODE) == 0;
 	err = errno;
 	if (close(fd) < 0 && written) {
 		written = false;
@@ -307,9 +309,10 @@ static int lock_domain(const struct simhv *hv, uint32_t dom)
 	    simhv_mkdirs(path) < 0 ||
 	    simhv_path(path, sizeof(path), "%s/evtchn/%u/.lock", hv->dir, dom) < 0)
 		return -1;
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, SIMHV_FILE_MODE);
 	if (fd < 0)
 		return -1;
+	fchmod(fd, SIMHV_FILE_MODE);   /* past the umask; see simhv.h */
 	while (flock(fd, LOCK_EX) < 0) {
 		if (errno != EINTR) {
 			close(fd);

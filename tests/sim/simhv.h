@@ -89,4 +89,15 @@ int simhv_lock_domains(const struct simhv *hv, uint32_t a, uint32_t b,
 		       struct simhv_lock *lk);
 void simhv_unlock_domains(struct simhv_lock *lk);
 
+/*
+ * On Xen, privilege is checked once, when /dev/xen/gntdev and /dev/xen/evtchn
+ * are opened; mapping and binding later are calls on those fds, so a backend
+ * that drops root (xenchan-proxy --user) keeps working.  The simulation has no
+ * such fds: it opens files in XENSIM_DIR as it goes.  Its files and sockets
+ * are therefore open to every user, so a process that dropped root behaves as
+ * on Xen.  (mkdir's mode is also masked by the umask; simhv_mkdirs chmods.)
+ */
+#define SIMHV_DIR_MODE  0777   /* not sticky: records are replaced by rename */
+#define SIMHV_FILE_MODE 0666
+
 #endif
