@@ -45,6 +45,10 @@ check: all $(B)/tests/test-units
 	XENCHAN_BUILD=$(CURDIR)/$(B) $(PYTHON) -m pytest -q -n 2 tests $(PYTEST_ARGS)
 	$(MAKE) --no-print-directory fuzz-smoke
 
+# 256 MiB each way through repeated client faults (SOAK_MIB to change).
+soak: all
+	XENCHAN_BUILD=$(CURDIR)/$(B) $(PYTHON) tests/soak.py
+
 # Benchmarks print figures (bench/RESULTS.md); nothing fails on a number.
 bench: all
 	$(PYTHON) bench/run.py
@@ -80,4 +84,4 @@ deps:
 clean:
 	rm -rf build build-asan xenchan-proxy
 
-.PHONY: all check unit check-asan check-valgrind bench demo deps clean sim
+.PHONY: all check unit check-asan check-valgrind soak bench demo deps clean sim

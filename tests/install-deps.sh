@@ -8,7 +8,8 @@ set -eu
 
 PACKAGES="build-essential pkg-config libxen-dev xenstore-utils libseccomp-dev
 libsystemd-dev mandoc python3 python3-pytest python3-pytest-xdist
-python3-pytest-timeout valgrind clang libclang-rt-14-dev strace systemd"
+python3-pytest-timeout valgrind clang libclang-rt-14-dev strace systemd
+debhelper lintian dpkg-dev fakeroot libyajl-dev"
 CACHE=$(cd "$(dirname "$0")" && pwd)/.cache
 XEN_UTILS=$CACHE/xen-utils
 XEN_TOOL=$XEN_UTILS/usr/lib/xen-4.17/bin/test-xenstore

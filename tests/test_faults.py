@@ -54,7 +54,7 @@ import os, socket, sys, time
 s = socket.socket(socket.AF_UNIX); s.connect(sys.argv[1])
 left, delay = int(sys.argv[2]), float(sys.argv[3]) / 1000
 while left > 0:
-    b = s.recv(1 if delay else min(left, 4096), socket.MSG_PEEK)
+    b = s.recv(1 if delay else min(left, 65536), socket.MSG_PEEK)
     if not b: break
     os.write(1, b)
     s.recv(len(b))
