@@ -76,7 +76,7 @@ def test_out_prod_beyond_ring(host):
     pr.good_still_serves()
     # Refused until it reconnects: a reload brings it back.
     pr.g.signal(signal.SIGUSR1)
-    host.wait_xs(be(pr.d, pr.n) + "/state", "6")
+    host_wait_log(pr.p, r"backend state Closed")
     connected(host, pr.d, pr.n)
 
 

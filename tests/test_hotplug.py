@@ -35,7 +35,7 @@ def test_hotplug_16mib_then_unplug_leaves_tree_as_before(host):
     d = host.domain_create("hp")
     before = tree(host, d)
     g = host.guest(d, name="org.example.hp")      # the guest's xenbus waits for it
-    p, sock = create(host, d, "org.example.hp")
+    p, sock = create(host, d, "org.example.hp", "--overflow-data", "keep")
     connected(host, d, 1)
     assert host.xs.read(fe(d, 1) + "/type") == b"xenchan"
     assert host.xs.read(fe(d, 1) + "/name") == b"org.example.hp"

@@ -403,9 +403,8 @@ static void frontend_ring(struct call_ctx *c)
 	char p1[PATH_CAP], p2[PATH_CAP];
 	unsigned long ref = 0, port = 0;
 	enum xs_result r = xs_frontend_ring(H, &c->ch, &ri, c->msg, c->msglen);
-	bool ok;
-
 	const struct answer *a, *b;
+	bool ok;
 
 	node(p1, c->ch.fe, "ring-ref");
 	node(p2, c->ch.fe, "port");
@@ -449,7 +448,7 @@ static void state(struct call_ctx *c, bool frontend)
 	d = read_of(dir);
 	FUZZ_CHECK(a != NULL);
 	FUZZ_CHECK(s == (uint_ok(a, 16, XB_RECONFIGURED, &ref) ? ref : XB_UNKNOWN));
-	ref_present = a != NULL && (a->ok || (a->err != ENOENT && a->err != EACCES));
+	ref_present = a->ok || (a->err != ENOENT && a->err != EACCES);
 	if (!ref_present)
 		ref_present = d != NULL && d->ok;
 	FUZZ_CHECK(present == ref_present);
@@ -458,17 +457,14 @@ static void state(struct call_ctx *c, bool frontend)
 static void check_channel(struct call_ctx *c)
 {
 	char p1[PATH_CAP], p2[PATH_CAP], p3[PATH_CAP];
-	const struct answer *be;
+	const struct answer *be, *b, *f;
 	unsigned long bid = 0, fid = 0;
 	enum xs_result r = xs_check_channel(H, &c->ch, c->msg, c->msglen);
-	bool ok;
+	bool be_ok, bid_ok, fid_ok, ok;
 
 	node(p1, c->ch.fe, "backend");
 	node(p2, c->ch.fe, "backend-id");
 	node(p3, c->ch.be, "frontend-id");
-	const struct answer *b, *f;
-	bool be_ok, bid_ok, fid_ok;
-
 	be = read_of(p1);
 	b = read_of(p2);
 	f = read_of(p3);
@@ -543,6 +539,7 @@ static void find_domain(struct call_ctx *c)
 {
 	struct xs_channel ch = c->ch;
 	enum xs_result r = xs_find_domain(H, c->arg, &ch, c->msg, c->msglen);
+	size_t next = 1, found = 0, first = 0;
 	unsigned long domid;
 	char p[PATH_CAP];
 
@@ -568,7 +565,6 @@ static void find_domain(struct call_ctx *c)
 		FUZZ_CHECK(r == XSR_FAILED);
 		return;
 	}
-	size_t next = 1, found = 0, first = 0;
 	for (unsigned i = 0; i < answers[0].n; i++) {
 		const struct answer *a;
 		if (!ref_parse_uint(answers[0].list[i], 0x7fef, &domid))

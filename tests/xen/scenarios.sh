@@ -1,0 +1,673 @@
+# Scenarios of the real-Xen tier, run in dom0 by /init (tests/xen/dom0-init).
+# Sourced by busybox sh.  Each scenario s_NAME collects failures with fail()
+# and figures with note(); run_scenario prints the XENTEST line.  Every wait
+# is bounded.  Guests are driven through their xenstore data/ directory (see
+# tests/xen/guest-init).
+
+ALL_SCENARIOS="hotplug unplug pty restart qga destroy qemu"
+
+now() { cut -d' ' -f1 /proc/uptime; }
+since() { awk "BEGIN{printf \"%.2f\", $(now) - $1}"; }
+diff_s() { awk "BEGIN{printf \"%.2f\", $2 - $1}"; }
+log() { echo "xt: $*"; }
+fail() { FAILS="${FAILS:+$FAILS; }$*"; log "FAIL: $*"; }
+note() { NOTES="${NOTES:+$NOTES; }$*"; log "$*"; }
+sha_of() { sha256sum < "$1" | cut -d' ' -f1; }
+size_of() { stat -c %s "$1" 2>/dev/null || echo 0; }
+
+run_scenario() {
+	FAILS=
+	NOTES=
+	SCEN=$1
+	st0=$(now)
+	log "---- scenario $1 at $st0 s"
+	if type "s_$1" >/dev/null 2>&1; then
+		"s_$1"
+	else
+		fail "no such scenario"
+	fi
+	secs=$(since "$st0")
+	if [ -z "$FAILS" ]; then
+		echo "XENTEST $1 PASS $secs $NOTES"
+	else
+		echo "XENTEST $1 FAIL $secs $FAILS | $NOTES"
+		dump_logs
+	fi
+}
+
+dump_logs() {
+	for f in /tmp/p.*.log /var/log/xen/console/guest-*.log /tmp/xtio.*; do
+		[ -s "$f" ] || continue
+		echo "xt-log: ==== $f"
+		case $f in
+		*guest-*) n=150 ;;
+		*) n=25 ;;
+		esac
+		tail -n $n "$f" | sed 's/^/xt-log: /'
+	done
+	xenstore-ls -f /local/domain 2>/dev/null | grep -E 'console|data/(out|rc)' | tail -n 40 | sed 's/^/xt-log: xs: /'
+}
+
+# ---- xenstore -----------------------------------------------------------------
+# Wait until PATH exists (and reads VALUE, if one is given).
+xs_wait() { # PATH VALUE SECS
+	i=0
+	while [ $i -lt $(($3 * 10)) ]; do
+		if v=$(xenstore-read "$1" 2>/dev/null); then
+			[ -z "$2" ] || [ "$v" = "$2" ] && return 0
+		fi
+		usleep 100000
+		i=$((i + 1))
+	done
+	return 1
+}
+
+xs_wait_gone() { # PATH SECS
+	i=0
+	while [ $i -lt $(($2 * 20)) ]; do
+		xenstore-exists "$1" 2>/dev/null || return 0
+		usleep 50000
+		i=$((i + 1))
+	done
+	return 1
+}
+
+# Nothing of domain D's channel DEVID may be left in xenstore.
+xs_clean() { # D DEVID
+	for p in /local/domain/$1/device/console/$2 /local/domain/0/backend/console/$1/$2 \
+		/libxl/$1/device/console/$2; do
+		xenstore-exists "$p" 2>/dev/null && fail "$p left in xenstore"
+	done
+}
+
+# ---- guests -------------------------------------------------------------------
+guest_cfg() { # NAME [EXTRA-CONFIG-LINES]
+	cat > /tmp/$1.cfg <<EOF
+name = "$1"
+type = "pv"
+kernel = "/xt/guest/vmlinux"
+ramdisk = "/xt/guest/initrd"
+extra = "console=hvc0 loglevel=7"
+memory = ${GUEST_MEM:-192}
+vcpus = 1
+on_poweroff = "destroy"
+on_reboot = "destroy"
+on_crash = "destroy"
+$2
+EOF
+}
+
+# Start guest NAME unless it runs; wait until its /init answers.
+need_guest() { # NAME [EXTRA-CONFIG-LINES]
+	xl domid "$1" >/dev/null 2>&1 && return 0
+	guest_cfg "$1" "$2"
+	t=$(now)
+	if ! timeout 90 xl create /tmp/$1.cfg > /tmp/xl-create.$1 2>&1; then
+		fail "xl create $1: $(tail -n 6 /tmp/xl-create.$1 | tr "\n" " ")"
+		return 1
+	fi
+	echo "XENTIME xl-create-$1 $(since $t)"
+	d=$(xl domid "$1")
+	if ! xs_wait /local/domain/$d/data/ready 1 90; then
+		fail "guest $1 never came up"
+		return 1
+	fi
+	echo "XENTIME guest-up-$1 $(since $t)"
+}
+
+# Queue a command for the guest; print its sequence number.
+gcmd() { # D "NAME ARGS"
+	f=/tmp/gseq.$1
+	s=$(($(cat $f 2>/dev/null || echo 0) + 1))
+	echo $s > $f
+	xenstore-write /local/domain/$1/data/cmd$s "$2"
+	echo $s
+}
+
+gready() { xs_wait /local/domain/$1/data/ready$2 "" "$3"; }
+
+# Wait for command SEQ to end: its output in GOUT, its status returned.
+gwait() { # D SEQ SECS
+	if xs_wait /local/domain/$1/data/rc$2 "" "$3"; then
+		GOUT=$(xenstore-read -R /local/domain/$1/data/out$2)
+		return "$(xenstore-read /local/domain/$1/data/rc$2)"
+	fi
+	GOUT="(no answer in $3 s)"
+	return 124
+}
+
+guest_log() { echo /var/log/xen/console/guest-$1.log; }
+
+# ---- proxies ------------------------------------------------------------------
+# Run xenchan-proxy ARGS in the background as TAG: its pid in /tmp/p.TAG.pid,
+# its log in /tmp/p.TAG.log, "STATUS UPTIME" in /tmp/p.TAG.exit when it ends.
+proxy_start() { # TAG ARGS...
+	tag=$1
+	shift
+	rm -f /tmp/p.$tag.exit /tmp/p.$tag.pid
+	echo "== $(now) xenchan-proxy $*" >> /tmp/p.$tag.log
+	(
+		sh -c 'echo $$ > "$0"; exec xenchan-proxy "$@"' /tmp/p.$tag.pid "$@" >> /tmp/p.$tag.log 2>&1
+		echo "$? $(now)" > /tmp/p.$tag.exit
+	) &
+	i=0
+	while [ ! -s /tmp/p.$tag.pid ] && [ $i -lt 100 ]; do
+		usleep 20000
+		i=$((i + 1))
+	done
+}
+
+proxy_pid() { cat /tmp/p.$1.pid 2>/dev/null; }
+proxy_running() { [ -s /tmp/p.$1.pid ] && [ ! -s /tmp/p.$1.exit ]; }
+
+# Wait until proxy TAG has exited: PRC its status, PEXIT its uptime then.
+proxy_wait() { # TAG SECS
+	i=0
+	while [ ! -s /tmp/p.$1.exit ] && [ $i -lt $(($2 * 20)) ]; do
+		usleep 50000
+		i=$((i + 1))
+	done
+	[ -s /tmp/p.$1.exit ] || return 1
+	read PRC PEXIT < /tmp/p.$1.exit
+}
+
+proxy_stop() { # TAG
+	proxy_running "$1" || return 0
+	kill -TERM "$(proxy_pid "$1")" 2>/dev/null
+	proxy_wait "$1" 15 && return 0
+	kill -KILL "$(proxy_pid "$1")" 2>/dev/null
+	proxy_wait "$1" 5
+}
+
+# The devid of guest D's channel NAME, from the frontend name nodes.
+devid_of() { # D NAME
+	for n in $(xenstore-list /local/domain/$1/device/console 2>/dev/null); do
+		[ "$(xenstore-read /local/domain/$1/device/console/$n/name 2>/dev/null)" = "$2" ] &&
+			{ echo "$n"; return 0; }
+	done
+	return 1
+}
+
+# Start a hot-plugging proxy TAG for NAME on guest G and wait until both ends
+# are Connected; DEVID is set.
+plug() { # TAG G NAME ENDPOINT-ARGS...
+	tag=$1 g=$2 name=$3
+	shift 3
+	proxy_start "$tag" -v "$g" "$name" --create "$@"
+	d=$(xl domid "$g")
+	i=0
+	DEVID=
+	while [ -z "$DEVID" ] && [ $i -lt 100 ]; do
+		DEVID=$(devid_of "$d" "$name")
+		[ -n "$DEVID" ] || usleep 100000
+		i=$((i + 1))
+	done
+	[ -n "$DEVID" ] || { fail "$name never appeared in xenstore"; return 1; }
+}
+
+# ---- 1. hotplug ---------------------------------------------------------------
+s_hotplug() {
+	need_guest g1 || return
+	d=$(xl domid g1)
+	t=$(now)
+	plug a g1 org.example.a --listen /run/a.sock || return
+	note "devid $DEVID"
+	seq=$(gcmd "$d" "xfer $DEVID 1 1048576 300")
+	if ! gready "$d" "$seq" 40; then
+		gwait "$d" "$seq" 1
+		fail "guest never opened hvc1: $GOUT"
+		return
+	fi
+	f=/local/domain/$d/device/console/$DEVID
+	k=/local/domain/0/backend/console/$d/$DEVID
+	xs_wait $k/state 4 10 || fail "K/state $(xenstore-read $k/state) not 4"
+	note "console-$DEVID in guest $(since $t) s after the proxy started"
+	note "F/state $(xenstore-read $f/state) K/state $(xenstore-read $k/state) F/type $(xenstore-read $f/type)"
+	t=$(now)
+	timeout 330 xtio unix /run/a.sock -i /tmp/d2g.1m -n 1048576 -o /tmp/g2d.a -t 300 2>/tmp/xtio.a ||
+		fail "dom0 client: $(cat /tmp/xtio.a)"
+	note "1 MiB each way in $(since $t) s ($(cat /tmp/xtio.a))"
+	gwait "$d" "$seq" 60 || fail "guest side rc $?: $GOUT"
+	gsent=$(echo "$GOUT" | sed -n 's/^sent_sha //p')
+	grecv=$(echo "$GOUT" | sed -n 's/^recv_sha //p')
+	[ "$gsent" = "$(sha_of /tmp/g2d.a)" ] || fail "guest->dom0 SHA-256 differs ($(size_of /tmp/g2d.a) bytes arrived)"
+	[ "$grecv" = "$(sha_of /tmp/d2g.1m)" ] || fail "dom0->guest SHA-256 differs: $GOUT"
+	[ -z "$FAILS" ] && note "SHA-256 equal both ways"
+	rm -f /tmp/g2d.a
+}
+
+# ---- 2. unplug ----------------------------------------------------------------
+s_unplug() {
+	need_guest g1 || return
+	d=$(xl domid g1)
+	if ! proxy_running a; then
+		plug a g1 org.example.a --listen /run/a.sock || return
+	fi
+	DEVID=$(devid_of "$d" org.example.a)
+	seq=$(gcmd "$d" "unplugwatch $DEVID 1 30")
+	gready "$d" "$seq" 40 || { fail "guest never opened hvc1"; return; }
+	t=$(now)
+	kill -TERM "$(proxy_pid a)"
+	if proxy_wait a 15; then
+		note "proxy exited $PRC $(diff_s "$t" "$PEXIT") s after SIGTERM"
+		[ "$PRC" = 0 ] || fail "proxy exit status $PRC"
+	else
+		fail "proxy still running 15 s after SIGTERM"
+		proxy_stop a
+	fi
+	gwait "$d" "$seq" 40 || fail "guest side rc $?: $GOUT"
+	note "guest: $(echo "$GOUT" | tr '\n' ',')"
+	echo "$GOUT" | grep -q "console-$DEVID gone" || fail "console-$DEVID did not leave the guest's sysfs"
+	# Linux 6.1: a fresh open fails ENODEV; one while an old descriptor is
+	# still open fails EINVAL (hvc_open: request_irq); the old one, EIO.
+	echo "$GOUT" | grep -qE "^fresh_write (open )?ENODEV" || fail "a fresh write to /dev/hvc1 did not fail with ENODEV"
+	echo "$GOUT" | grep -q "_write ok" && fail "a write to /dev/hvc1 succeeded"
+	xs_clean "$d" "$DEVID"
+	[ -e /run/a.sock ] && fail "socket /run/a.sock left"
+}
+
+# ---- 3. pty and xl console ------------------------------------------------------
+s_pty() {
+	need_guest g1 || return
+	d=$(xl domid g1)
+	plug p g1 org.example.p --pty=/run/p.pty || return
+	seq=$(gcmd "$d" "ptyside $DEVID 1 40")
+	gready "$d" "$seq" 40 || { fail "guest never opened hvc1"; proxy_stop p; return; }
+	note "devid $DEVID F/tty $(xenstore-read /local/domain/$d/device/console/$DEVID/tty)"
+	timeout 45 xtio pty -t 30 -d 2 -i /tmp/typed -u 'guest-says-hello' -o /tmp/xlc.out -- \
+		xl console -t pv -n "$DEVID" g1 2>/tmp/xtio.p || fail "xl console: $(cat /tmp/xtio.p)"
+	grep -q guest-says-hello /tmp/xlc.out || fail "xl console showed nothing of the guest"
+	gwait "$d" "$seq" 30 || fail "guest side rc $?: $GOUT"
+	echo "$GOUT" | grep -q 'typed: typed-by-dom0' || fail "the guest did not read what was typed: $GOUT"
+	t=$(now)
+	proxy_stop p
+	[ "$PRC" = 0 ] || fail "proxy exit status $PRC"
+	xs_clean "$d" "$DEVID"
+	note "unplugged in $(since "$t") s"
+}
+
+# ---- 7. restart and reattach, then a clean shutdown with a client connected -------
+s_restart() {
+	need_guest g1 || return
+	d=$(xl domid g1)
+	plug r g1 org.example.r --listen /run/r.sock || return
+	devid=$DEVID
+	seq=$(gcmd "$d" "restartside $devid 1 1048576 65536 240")
+	gready "$d" "$seq" 40 || { fail "guest never opened hvc1"; proxy_stop r; return; }
+	rm -f /tmp/part1 /tmp/part2 /tmp/xtio.r1.rc
+	(
+		xtio unix /run/r.sock -u 'ZZZZZZZ\n' -o /tmp/part1 -t 240 2>/tmp/xtio.r1
+		echo $? > /tmp/xtio.r1.rc
+	) &
+	i=0
+	while [ "$(size_of /tmp/part1)" -lt 262144 ] && [ $i -lt 1200 ]; do
+		usleep 50000
+		i=$((i + 1))
+	done
+	s1=$(size_of /tmp/part1)
+	[ "$s1" -ge 262144 ] || fail "only $s1 bytes arrived in 60 s"
+	kill -KILL "$(proxy_pid r)"
+	proxy_wait r 5
+	note "proxy killed at $s1 bytes"
+	i=0
+	while [ ! -s /tmp/xtio.r1.rc ] && [ $i -lt 100 ]; do
+		usleep 100000
+		i=$((i + 1))
+	done
+	[ -s /tmp/xtio.r1.rc ] || fail "first client did not see the proxy die"
+	t=$(now)
+	proxy_start r2 -v g1 org.example.r --create --listen /run/r.sock
+	timeout 260 xtio unix /run/r.sock -i /tmp/d2g.64k -u 'ZZZZZZZ\n' -o /tmp/part2 -t 240 2>/tmp/xtio.r2 ||
+		fail "second client: $(cat /tmp/xtio.r2)"
+	note "rest arrived $(since "$t") s after the restart ($(cat /tmp/xtio.r2))"
+	chk=$(xtio check /tmp/part1 /tmp/part2) || fail "records garbled: $chk"
+	note "records: $(echo "$chk" | tr '\n' ' ')"
+	a=$(echo "$chk" | sed -n 's,^/tmp/part1: 0-\([0-9]*\)$,\1,p')
+	b=$(echo "$chk" | sed -n 's,^/tmp/part2: \([0-9]*\)-131071 end$,\1,p')
+	if [ -z "$a" ] || [ -z "$b" ]; then
+		fail "not one run of records on each side of the restart"
+	elif [ "$b" -gt $((a + 1)) ]; then
+		fail "$(((b - a - 1) * 8)) bytes lost across the restart"
+	else
+		note "$(((a + 1 - b) * 8)) bytes sent again, none lost"
+	fi
+	gwait "$d" "$seq" 60 || fail "guest side rc $?: $GOUT"
+	echo "$GOUT" | grep -q "recv_sha $(sha_of /tmp/d2g.64k)" || fail "dom0->guest after restart: SHA-256 differs: $GOUT"
+	echo "$GOUT" | grep -q "console-$devid still there" || fail "the guest lost console-$devid"
+
+	# A clean shutdown with a client connected: hvc_xen closes the channel
+	# (Closing answered with Closing), libxl removes the nodes, the proxy
+	# gives the client what it holds and exits 0.
+	(
+		xtio unix /run/r.sock -o /tmp/c3 -t 60 2>/tmp/xtio.r3
+		echo $? > /tmp/xtio.r3.rc
+	) &
+	usleep 500000
+	t=$(now)
+	timeout 60 xl shutdown g1 || fail "xl shutdown failed"
+	if xs_wait_gone /local/domain/$d 60; then
+		tg=$(now)
+		note "guest gone $(diff_s "$t" "$tg") s after xl shutdown"
+	else
+		fail "guest still there 60 s after xl shutdown"
+		tg=$(now)
+	fi
+	if proxy_wait r2 10; then
+		note "proxy exited $PRC, $(diff_s "$tg" "$PEXIT") s after the domain's nodes went"
+		[ "$PRC" = 0 ] || fail "proxy exit status $PRC"
+		awk "BEGIN{exit !($PEXIT - $tg > 1.0)}" && fail "proxy took more than a second"
+	else
+		fail "proxy still running 10 s after the guest died"
+		proxy_stop r2
+	fi
+	[ -e /run/r.sock ] && fail "socket /run/r.sock left"
+	xs_clean "$d" "$devid"
+	xenstore-exists /local/domain/0/backend/console/$d && fail "/local/domain/0/backend/console/$d left"
+	xenstore-exists /libxl/$d && fail "/libxl/$d left"
+	grep -q "timeout closing device" "$(guest_log g1)" && fail "guest log: timeout closing device"
+	grep -q "poweroff requested" "$(guest_log g1)" || fail "the guest's /sbin/poweroff did not run"
+	grep -qE "reboot: (System halted|Power down)" "$(guest_log g1)" || fail "the guest did not halt by itself"
+}
+
+# ---- 5. domain death: xl destroy with a client connected --------------------------
+s_destroy() {
+	need_guest g2 || return
+	d=$(xl domid g2)
+	plug dd g2 org.example.d --listen /run/d.sock || return
+	devid=$DEVID
+	rm -f /tmp/dd.out /tmp/xtio.dd.rc
+	(
+		xtio unix /run/d.sock -o /tmp/dd.out -t 120 2>/tmp/xtio.dd
+		echo $? > /tmp/xtio.dd.rc
+	) &
+	seq=$(gcmd "$d" "send $devid 1 65536")
+	gwait "$d" "$seq" 60 || fail "guest side rc $?: $GOUT"
+	i=0
+	while [ "$(size_of /tmp/dd.out)" -lt 65544 ] && [ $i -lt 200 ]; do
+		usleep 100000
+		i=$((i + 1))
+	done
+	t=$(now)
+	timeout 60 xl destroy g2 || fail "xl destroy failed"
+	td=$(now)
+	note "xl destroy took $(diff_s "$t" "$td") s"
+	if proxy_wait dd 10; then
+		note "proxy exited $PRC, $(diff_s "$td" "$PEXIT") s after xl destroy returned"
+		[ "$PRC" = 0 ] || fail "proxy exit status $PRC"
+		awk "BEGIN{exit !($PEXIT - $td > 1.0)}" && fail "proxy took more than a second"
+	else
+		fail "proxy still running 10 s after xl destroy"
+		proxy_stop dd
+	fi
+	i=0
+	while [ ! -s /tmp/xtio.dd.rc ] && [ $i -lt 100 ]; do
+		usleep 100000
+		i=$((i + 1))
+	done
+	chk=$(xtio check /tmp/dd.out)
+	[ "$chk" = "/tmp/dd.out: 0-8191 end" ] || fail "client got: $chk"
+	grep -q "end eof" /tmp/xtio.dd || fail "client not closed: $(cat /tmp/xtio.dd)"
+	[ -e /run/d.sock ] && fail "socket /run/d.sock left"
+	xs_clean "$d" "$devid"
+	xenstore-exists /local/domain/0/backend/console/$d && fail "/local/domain/0/backend/console/$d left"
+	xenstore-exists /libxl/$d && fail "/libxl/$d left"
+}
+
+# ---- 6. a real agent: qemu-ga in the guest, reached through our socket ----------
+s_qga() {
+	need_guest g2 || return
+	d=$(xl domid g2)
+	plug qga g2 org.qemu.guest_agent.0 --listen /run/qga.sock || return
+	devid=$DEVID
+	seq=$(gcmd "$d" "qga $devid 1 60")
+	gready "$d" "$seq" 40 || { fail "guest never started qemu-ga"; proxy_stop qga; return; }
+	# qemu-ga flushes its input when it opens the port, so a client first
+	# repeats guest-sync until one is answered, as agent clients do.
+	t=$(now)
+	n=1
+	while [ $n -le 15 ]; do
+		echo '{"execute":"guest-sync","arguments":{"id":'$((5000 + n))'}}' > /tmp/qga.sync
+		timeout 5 xtio unix /run/qga.sock -i /tmp/qga.sync -u '"return": '$((5000 + n))'}' -o /tmp/qga.out \
+			-t 2 2>/tmp/xtio.qga && break
+		n=$((n + 1))
+	done
+	[ $n -le 15 ] || fail "no guest-sync answered in 15 tries"
+	note "first guest-sync answered after $(since "$t") s, try $n"
+	printf '%s\n' '{"execute":"guest-sync","arguments":{"id":1234}}' '{"execute":"guest-ping"}' \
+		'{"execute":"guest-info"}' '{"execute":"guest-sync","arguments":{"id":99}}' > /tmp/qga.in
+	t=$(now)
+	timeout 40 xtio unix /run/qga.sock -i /tmp/qga.in -u '"return": 99}' -o /tmp/qga.out -t 30 2>/tmp/xtio.qga ||
+		fail "no answer to the last guest-sync: $(cat /tmp/xtio.qga)"
+	note "4 commands answered in $(since "$t") s"
+	grep -q '"return": 1234}' /tmp/qga.out || fail "guest-sync: no answer"
+	grep -q '"return": {}}' /tmp/qga.out || fail "guest-ping: no answer"
+	v=$(sed -n 's/.*"version": "\([^"]*\)".*/\1/p' /tmp/qga.out | head -n 1)
+	[ -n "$v" ] && note "guest-info: qemu-ga $v, $(grep -o '"name"' /tmp/qga.out | wc -l) commands" ||
+		fail "guest-info: no version in the answer"
+	xenstore-write /local/domain/$d/data/stop$seq 1
+	gwait "$d" "$seq" 20 || fail "guest side rc $?: $GOUT"
+	echo "$GOUT" | grep -q "ran until stopped" || fail "qemu-ga: $GOUT"
+	proxy_stop qga
+	[ "$PRC" = 0 ] || fail "proxy exit status $PRC"
+	xs_clean "$d" "$devid"
+}
+
+# ---- 4. a configured channel served by QEMU, then by us ---------------------------
+# Throughput each way, resident memory, and what happens to a guest writing
+# 2 MiB while no client is connected.
+TP_BYTES=131072         # throughput sample, each way
+NC_BYTES=1179648        # written with no client: the 1 MiB limit and 128 KiB more
+measure_backend() { # WHO D DEVID PID
+	who=$1 d=$2 devid=$3 pid=$4
+	# guest -> dom0, the client connected first
+	rm -f /tmp/qm.out /tmp/qm.rc
+	( xtio unix /run/q.sock -u 'ZZZZZZZ\n' -o /tmp/qm.out -t 120 2>/tmp/xtio.qm1; echo $? > /tmp/qm.rc ) &
+	usleep 500000
+	t=$(now)
+	seq=$(gcmd "$d" "send $devid 1 $TP_BYTES 0 120")
+	i=0
+	while [ ! -s /tmp/qm.rc ] && [ $i -lt 1300 ]; do usleep 100000; i=$((i + 1)); done
+	out_s=$(since "$t")
+	gwait "$d" "$seq" 30 || fail "$who: guest send rc $?: $GOUT"
+	chk=$(xtio check /tmp/qm.out)
+	[ "$chk" = "/tmp/qm.out: 0-$((TP_BYTES / 8 - 1)) end" ] || fail "$who: guest->dom0 got $chk"
+	# dom0 -> guest
+	head -c $TP_BYTES /tmp/d2g.1m > /tmp/d2g.tp
+	seq=$(gcmd "$d" "recv $devid 1 $TP_BYTES 120")
+	gready "$d" "$seq" 30 || fail "$who: guest recv never ready"
+	t=$(now)
+	( xtio unix /run/q.sock -i /tmp/d2g.tp -t 130 2>/tmp/xtio.qm2 ) &
+	cpid=$!
+	gwait "$d" "$seq" 130 || fail "$who: guest recv rc $?: $GOUT"
+	in_s=$(since "$t")
+	kill $cpid 2>/dev/null
+	wait $cpid 2>/dev/null
+	echo "$GOUT" | grep -q "recv_sha $(sha_of /tmp/d2g.tp)" || fail "$who: dom0->guest SHA-256 differs"
+	rss=$(sed -n 's/^VmRSS:[^0-9]*\([0-9]*\).*/\1/p' /proc/$pid/status)
+	# no client: the guest writes more than the limit
+	usleep 300000
+	t=$(now)
+	seq=$(gcmd "$d" "send $devid 1 $NC_BYTES 100000 150")
+	gwait "$d" "$seq" 170
+	nc_s=$(since "$t")
+	w=$(echo "$GOUT" | grep '^xtio:')
+	rss2=$(sed -n 's/^VmRSS:[^0-9]*\([0-9]*\).*/\1/p' /proc/$pid/status)
+	hwm=$(sed -n 's/^VmHWM:[^0-9]*\([0-9]*\).*/\1/p' /proc/$pid/status)
+	sleep 1
+	xtio unix /run/q.sock -o /tmp/qm.nc -t 4 2>/tmp/xtio.qm3
+	got=$(size_of /tmp/qm.nc)
+	chk=$(xtio check /tmp/qm.nc | cut -d: -f2)
+	# then the guest writes 64 KiB more, with a client connected
+	( xtio unix /run/q.sock -u 'ZZZZZZZ\n' -o /tmp/qm.poke -t 20 2>/tmp/xtio.qm4 ) &
+	cpid=$!
+	usleep 500000
+	seq=$(gcmd "$d" "send $devid 1 65536 200000 20")
+	gwait "$d" "$seq" 30
+	i=0
+	while kill -0 $cpid 2>/dev/null && [ $i -lt 200 ]; do usleep 100000; i=$((i + 1)); done
+	kill $cpid 2>/dev/null
+	wait $cpid 2>/dev/null
+	chk2=$(xtio check /tmp/qm.poke | cut -d: -f2)
+	note "$who: guest->dom0 $((TP_BYTES / 1024)) KiB in $out_s s, dom0->guest in $in_s s; RSS ${rss} KiB (${rss2} KiB after $((NC_BYTES / 1024)) KiB unread, peak ${hwm} KiB); $((NC_BYTES / 1024)) KiB with no client: guest writer [${w#xtio: }] ($nc_s s), a client then got $got bytes in 4 s [$chk]; 64 KiB more with a client: got [$chk2]"
+}
+
+s_qemu() {
+	[ -x /usr/libexec/xen-qemu-system-i386 ] || { fail "no qemu-system-xen in dom0"; return; }
+	need_guest g3 'channel = [ "name=unused, connection=pty", "name=org.example.q, connection=socket, path=/run/q.sock" ]' || return
+	d=$(xl domid g3)
+	devid=$(devid_of "$d" org.example.q)
+	[ -n "$devid" ] || { fail "xl made no org.example.q channel"; return; }
+	devid_of "$d" unused > /dev/null && fail "the first channel= entry was not dropped (xl 4.17 quirk gone?)"
+	qpid=$(pidof xen-qemu-system-i386)
+	[ -n "$qpid" ] || { fail "xl started no QEMU"; return; }
+	f=/local/domain/$d/device/console/$devid
+	k=/local/domain/0/backend/console/$d/$devid
+	xs_wait $k/state 4 20 || fail "QEMU never connected (K/state $(xenstore-read $k/state))"
+	note "devid $devid, F/type $(xenstore-read $f/type), QEMU pid $qpid"
+	measure_backend qemu "$d" "$devid" "$qpid"
+	# Hand over: QEMU killed (it writes nothing on SIGKILL), we reattach.
+	kill -KILL "$qpid"
+	i=0
+	while kill -0 "$qpid" 2>/dev/null && [ $i -lt 50 ]; do usleep 100000; i=$((i + 1)); done
+	note "after QEMU died: F/state $(xenstore-read $f/state) K/state $(xenstore-read $k/state)"
+	t=$(now)
+	proxy_start q -v g3 org.example.q
+	xs_wait $k/state 4 20 || fail "we never connected (K/state $(xenstore-read $k/state))"
+	note "we served it $(since "$t") s after starting"
+	measure_backend ours "$d" "$devid" "$(proxy_pid q)"
+	timeout 60 xl destroy g3 || fail "xl destroy g3 failed"
+	proxy_wait q 10 || { fail "proxy still running 10 s after xl destroy"; proxy_stop q; }
+	[ "$PRC" = 0 ] || fail "proxy exit status $PRC"
+}
+
+# ---- 9. save and restore ----------------------------------------------------------
+# xl save destroys the domain (libxl removes its devices, so the proxy exits
+# as on death); xl restore starts it again under a new domid from the saved
+# configuration, which knows nothing of hot-plugged channels.  Asserted: the
+# old proxy exits 0 leaving nothing; the restored guest runs; a proxy started
+# for the new domid serves the channel (hvc_xen re-grants on resume).
+s_saverestore() {
+	GUEST_MEM=128 need_guest g4 || return
+	d=$(xl domid g4)
+	plug s g4 org.example.s --listen /run/s.sock || return
+	devid=$DEVID
+	seq=$(gcmd "$d" "xfer $devid 1 65536 60")
+	gready "$d" "$seq" 30 || { fail "guest never opened hvc1"; proxy_stop s; return; }
+	head -c 65536 /tmp/d2g.1m > /tmp/d2g.s
+	timeout 70 xtio unix /run/s.sock -i /tmp/d2g.s -n 65536 -o /tmp/g2d.s -t 60 2>/tmp/xtio.s1 || fail "before save: $(cat /tmp/xtio.s1)"
+	gwait "$d" "$seq" 30 || fail "before save: guest rc $?: $GOUT"
+	t=$(now)
+	if ! timeout 120 xl save g4 /save/g4.save > /tmp/xl-save.log 2>&1; then
+		fail "xl save: $(tail -n 3 /tmp/xl-save.log | tr '\n' ' ')"
+		proxy_stop s
+		return
+	fi
+	note "xl save $(since "$t") s, $(($(size_of /save/g4.save) / 1048576)) MiB"
+	if proxy_wait s 10; then
+		note "old proxy exited $PRC"
+		[ "$PRC" = 0 ] || fail "old proxy exit status $PRC"
+	else
+		fail "old proxy still running 10 s after xl save"
+		proxy_stop s
+	fi
+	xs_clean "$d" "$devid"
+	xenstore-exists /local/domain/$d && fail "/local/domain/$d left after save"
+	[ -e /run/s.sock ] && fail "socket left after save"
+	t=$(now)
+	if ! timeout 120 xl restore /save/g4.save > /tmp/xl-restore.log 2>&1; then
+		fail "xl restore: $(tail -n 3 /tmp/xl-restore.log | tr '\n' ' ')"
+		rm -f /save/g4.save
+		return
+	fi
+	rm -f /save/g4.save
+	d2=$(xl domid g4)
+	note "xl restore $(since "$t") s, domid $d -> $d2"
+	cp /tmp/gseq.$d /tmp/gseq.$d2
+	seq=$(gcmd "$d2" "consoles")
+	if gwait "$d2" "$seq" 30; then
+		note "guest after restore: $(echo "$GOUT" | tr '\n' ',')"
+	else
+		fail "the restored guest does not answer: $GOUT"
+		return
+	fi
+	note "new domid's channels: $(xenstore-list /local/domain/$d2/device/console 2>/dev/null | tr '\n' ' ')"
+	t=$(now)
+	plug s2 g4 org.example.s --listen /run/s.sock || return
+	k=/local/domain/0/backend/console/$d2/$DEVID
+	f=/local/domain/$d2/device/console/$DEVID
+	if xs_wait "$k/state" 4 15; then
+		note "served again $(since "$t") s after a new proxy started (devid $DEVID)"
+		seq=$(gcmd "$d2" "xfer $DEVID 1 65536 60")
+		gready "$d2" "$seq" 30 || fail "after restore: guest never opened hvc1"
+		timeout 70 xtio unix /run/s.sock -i /tmp/d2g.s -n 65536 -o /tmp/g2d.s -t 60 2>/tmp/xtio.s2 ||
+			fail "after restore: $(cat /tmp/xtio.s2)"
+		gwait "$d2" "$seq" 30 || fail "after restore: guest rc $?: $GOUT"
+		echo "$GOUT" | grep -q "recv_sha $(sha_of /tmp/d2g.s)" || fail "after restore: dom0->guest SHA-256 differs"
+	else
+		fail "a channel hot-plugged after restore never connects: F/state $(xenstore-read $f/state) K/state $(xenstore-read $k/state)"
+		# What would recover it: unplug (the guest then drops its stale
+		# console device) and plug again.
+		proxy_stop s2
+		seq=$(gcmd "$d2" "consoles")
+		gwait "$d2" "$seq" 20 && note "guest after an unplug: $(echo "$GOUT" | tr '\n' ',')"
+		plug s3 g4 org.example.s --listen /run/s.sock || return
+		k=/local/domain/0/backend/console/$d2/$DEVID
+		if xs_wait "$k/state" 4 15; then
+			seq=$(gcmd "$d2" "xfer $DEVID 1 65536 60")
+			gready "$d2" "$seq" 30
+			timeout 70 xtio unix /run/s.sock -i /tmp/d2g.s -n 65536 -o /tmp/g2d.s -t 60 2>/tmp/xtio.s3
+			gwait "$d2" "$seq" 30
+			echo "$GOUT" | grep -q "recv_sha $(sha_of /tmp/d2g.s)" &&
+				note "workaround: unplug and plug again serves the restored guest (64 KiB each way)" ||
+				note "workaround: connected, but bytes failed: $GOUT"
+		else
+			note "workaround: unplug and plug again does not connect either"
+		fi
+		proxy_stop s3
+	fi
+	proxy_stop s2
+	timeout 60 xl destroy g4
+}
+
+# ---- throughput, on request: where the time goes on one hot-plugged channel ------
+s_throughput() {
+	need_guest g1 || return
+	d=$(xl domid g1)
+	plug tp g1 org.example.tp --listen /run/tp.sock || return
+	devid=$DEVID
+	# 1. guest -> dom0 with a client reading
+	( xtio unix /run/tp.sock -u 'ZZZZZZZ\n' -o /tmp/tp.out -t 120 2>/tmp/xtio.tp1 ) &
+	cpid=$!
+	usleep 500000
+	t=$(now)
+	seq=$(gcmd "$d" "send $devid 1 1048576 0 120")
+	wait $cpid
+	note "g2d, client reading: $(since "$t") s [$(cat /tmp/xtio.tp1)]"
+	gwait "$d" "$seq" 30; note "guest: $(echo "$GOUT" | grep xtio)"
+	# 2. guest -> dom0 with no client: the proxy holds it
+	t=$(now)
+	seq=$(gcmd "$d" "send $devid 1 1048000 0 120")
+	gwait "$d" "$seq" 130
+	note "g2d, no client: guest done in $(since "$t") s [$(echo "$GOUT" | grep xtio)]"
+	t=$(now)
+	xtio unix /run/tp.sock -u 'ZZZZZZZ\n' -o /tmp/tp.out -t 60 2>/tmp/xtio.tp2
+	note "then a client took it in $(since "$t") s"
+	# 3. dom0 -> guest alone
+	head -c $TP_BYTES /tmp/d2g.1m > /tmp/d2g.tp
+	seq=$(gcmd "$d" "recv $devid 1 $TP_BYTES 120")
+	gready "$d" "$seq" 30
+	t=$(now)
+	( xtio unix /run/tp.sock -i /tmp/d2g.1m -t 130 2>/tmp/xtio.tp3 ) &
+	cpid=$!
+	gwait "$d" "$seq" 130
+	note "d2g alone: $(since "$t") s [$(echo "$GOUT" | grep xtio)]"
+	kill $cpid 2>/dev/null; wait $cpid 2>/dev/null
+	# 4. both ways at once
+	seq=$(gcmd "$d" "xfer $devid 1 1048576 300")
+	gready "$d" "$seq" 30
+	t=$(now)
+	timeout 200 xtio unix /run/tp.sock -i /tmp/d2g.1m -n 1048576 -o /tmp/tp.out -t 180 2>/tmp/xtio.tp4
+	gwait "$d" "$seq" 60
+	note "both ways: $(since "$t") s [$(cat /tmp/xtio.tp4)] guest [$(echo "$GOUT" | grep xtio)]"
+	proxy_stop tp
+}
