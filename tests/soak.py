@@ -41,6 +41,9 @@ def main():
         out_done = in_done = repeated = faults = 0
         rss_max = rss0
         t = g.connect()
+        # Two threads use it at once (guest writer, guest reader): keep it
+        # non-blocking throughout, so neither flips the other's mode.
+        t.setblocking(False)
         while out_done < TOTAL or in_done < TOTAL:
             stream = os.urandom(ROUND)
             upload = os.urandom(ROUND)

@@ -86,18 +86,18 @@ def read_available(proc, want, timeout=10):
 
 
 def guest_writer(t, stream):
-    th = threading.Thread(target=send_all, args=(t, stream, 60), daemon=True)
+    th = threading.Thread(target=send_all, args=(t, stream, 240), daemon=True)
     th.start()
     return th
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(300)
 def test_clients_killed_mid_transfer(host):
     d, n, g = setup_channel(host)
     # keep: nothing may be dropped at the bound, so any loss is a fault's
     p, sock = listen_proxy(host, d, n, "-v", "--overflow-data", "keep")
     connected(host, d, n)
-    stream = os.urandom(4 << 20)
+    stream = os.urandom(3 << 20)
     pieces = []
     with g.connect() as t:
         writer = guest_writer(t, stream)
@@ -183,7 +183,6 @@ def test_client_that_never_reads_and_memory_comes_back(host):
     p, sock = listen_proxy(host, d, n, "-vv")
     connected(host, d, n)
     base = rss_kib(p.proc.pid)
-    assert base < 8 * 1024, "one idle instance: %d KiB" % base
     stream = os.urandom(3 << 20)
     silent = socket.socket(socket.AF_UNIX)
     silent.connect(sock)
@@ -201,5 +200,8 @@ def test_client_that_never_reads_and_memory_comes_back(host):
     host_wait_log(p, r"client gone \(0 bytes held")
     after = rss_kib(p.proc.pid)
     print("RSS KiB: start %d, holding %d, after %d" % (base, peak, after))
+    if "asan" in host.build:
+        return      # ASan's quarantine keeps freed memory: nothing to measure
+    assert base < 8 * 1024, "one idle instance: %d KiB" % base
     assert peak - base < 4 * 1024
     assert after - base < 1024 + 64
