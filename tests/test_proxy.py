@@ -646,3 +646,23 @@ def test_pty_output_waits_while_nobody_has_it_open(host):
         assert recv_exact(fd, len(data), timeout=20) == data
     finally:
         os.close(fd)
+
+
+@pytest.mark.timeout(30)
+def test_sighup_reopens_transcript(host):
+    d, n, g = setup_channel(host)
+    tr = os.path.join(host.dir, "transcript")
+    p, sock = listen_proxy(host, d, n, "--transcript", tr, "-v")
+    connected(host, d, n)
+    with client(sock) as c, g.connect() as t:
+        send_all(t, b"first")
+        assert recv_exact(c, 5) == b"first"
+        os.rename(tr, tr + ".1")                 # log rotation
+        p.signal(signal.SIGHUP)
+        wait_file(tr, 10, p.proc)
+        send_all(t, b"second")
+        assert recv_exact(c, 6) == b"second"
+    wait_file_contains(tr, b" out 6\nsecond\n")
+    assert b"first" in open(tr + ".1", "rb").read()
+    assert b"first" not in open(tr, "rb").read()
+    assert p.proc.poll() is None
