@@ -79,8 +79,8 @@ def main():
                 covered, _ = stitch(stream, pieces)
                 tail = recv_exact(c, ROUND - covered, timeout=120) if covered < ROUND else b""
                 pieces.append(tail)
-                while stitch(stream, pieces)[0] < ROUND:
-                    pieces[-1] += recv_exact(c, 1)
+                while stitch(stream, pieces)[0] < ROUND:   # the replayed overlap made it longer
+                    pieces[-1] += recv_exact(c, ROUND - stitch(stream, pieces)[0])
                 writer.join()
                 reader.join()
             covered, rep = stitch(stream, pieces)
