@@ -28,13 +28,13 @@
 #include <xengnttab.h>
 #include <xenstore.h>
 #include <xentoollog.h>
-#include <systemd/sd-daemon.h>
 
 #include "endpoint.h"
 #include "held.h"
 #include "hotplug.h"
 #include "ring.h"
 #include "sandbox.h"
+#include "systemd.h"
 #include "xs.h"
 
 #ifndef XENCHAN_VERSION
@@ -110,6 +110,7 @@ struct proxy {
 	unsigned storm_events;           /* notifications without progress in it */
 	bool storm_masked;               /* leaving event_port masked until the window ends */
 	bool notify_due;
+	bool in_full;                    /* in[] had no room for the client's bytes */
 	bool created;                    /* we hot-plugged it: unplug on stop */
 	bool ready_sent;                 /* systemd has had READY=1 */
 	bool stop;
@@ -424,7 +425,7 @@ static void ring_attach(struct proxy *p)
 	p->phase = PH_CONNECTED;
 	p->notify_due = true;   /* the guest may be waiting on a full ring */
 	if (!p->ready_sent) {
-		sd_notify(0, "READY=1\nSTATUS=connected");
+		systemd_notify("READY=1\nSTATUS=connected");
 		p->ready_sent = true;
 	}
 	plog(p, XTL_INFO, -1, "connected: ring-ref %u, port %u (ours %d), %u bytes waiting",
@@ -616,6 +617,7 @@ static void pump_in(struct proxy *p)
 	if (p->page == NULL || p->phase != PH_CONNECTED)
 		return;
 	room = ring_writable(&p->in, iov, &cnt);
+	p->in_full = room == 0;
 	if (room <= 0) {
 		if (room < 0)
 			protocol_error(p, "in_cons runs behind in_prod by more than in[]");
@@ -650,7 +652,8 @@ static bool want_client_read(struct proxy *p)
 	int cnt;
 
 	return p->page != NULL && p->phase == PH_CONNECTED && endpoint_has_client(&p->ep)
-		&& !p->ep.read_eof && p->in_saved.len == 0 && ring_writable(&p->in, iov, &cnt) > 0;
+		&& !p->ep.read_eof && p->in_saved.len == 0
+		&& ring_writable(&p->in, iov, &cnt) != 0;   /* room, or a bad index to report */
 }
 
 static void notify_guest(struct proxy *p)
@@ -858,7 +861,7 @@ static int open_endpoint(struct proxy *p)
 
 	endpoint_init(&p->ep, p->opt.kind, p->opt.path, p->opt.mode);
 	if (p->opt.kind == EP_LISTEN && p->opt.path == NULL)
-		endpoint_adopt_listener(&p->ep, SD_LISTEN_FDS_START);
+		endpoint_adopt_listener(&p->ep, SYSTEMD_LISTEN_FDS_START);
 	r = endpoint_open(&p->ep);
 	if (r != 0)
 		plog(p, XTL_ERROR, -1, "%s", p->ep.err);
@@ -1142,11 +1145,13 @@ static void loop_once(struct proxy *p)
 		new_client(p, endpoint_accept(&p->ep));
 	if (n == 0 && p->ep.kind == EP_CONNECT && !endpoint_has_client(&p->ep))
 		new_client(p, endpoint_connect(&p->ep));
-	if (pfd[PFD_CLIENT_R].revents & POLLIN)
-		pump_in(p);
 	flush_held(p);
 	pump_out(p);
-	pump_in(p);
+	/* Read the client only when it has bytes, or when the guest may have
+	 * made room in a full in[]: no readv that can only say EAGAIN. */
+	if ((pfd[PFD_CLIENT_R].revents & POLLIN) || (p->event_port >= 0 && p->in_full)
+	    || p->in_saved.len > 0)
+		pump_in(p);
 	settle_event(p, p->notify_due);
 	notify_guest(p);
 	if (endpoint_has_client(&p->ep))
@@ -1161,7 +1166,7 @@ static void loop_once(struct proxy *p)
  * --create) what the toolstack wrote in the backend directory. */
 static int choose_endpoint(struct proxy *p, char *path, size_t len)
 {
-	int n = sd_listen_fds(1);
+	int n = systemd_listen_fds();
 
 	if (p->opt.kind != EP_NONE) {
 		if (n > 0)
@@ -1170,7 +1175,7 @@ static int choose_endpoint(struct proxy *p, char *path, size_t len)
 		return 0;
 	}
 	if (n > 0) {
-		if (n != 1 || sd_is_socket_unix(SD_LISTEN_FDS_START, SOCK_STREAM, 1, NULL, 0) <= 0) {
+		if (n != 1 || !systemd_is_unix_listener(SYSTEMD_LISTEN_FDS_START)) {
 			plog(p, XTL_ERROR, -1, "systemd passed %d sockets; expected one listening "
 			     "Unix stream socket", n);
 			return EX_CONFIG;
@@ -1220,7 +1225,7 @@ static int proxy_setup(struct proxy *p)
 		return r;
 	if (xs_set_server_pid(p->xs, &p->ch, getpid()) != XSR_OK)
 		plog(p, XTL_WARN, errno, "xs_write %s/xenchan-pid", p->ch.be);
-	sd_notify(0, "STATUS=waiting for the guest to connect");
+	systemd_notify("STATUS=waiting for the guest to connect");
 	plog(p, XTL_INFO, -1, "serving %s (backend %s) on %s, holding up to %zu bytes",
 	     p->ch.fe, p->ch.be, endpoint_name(p), p->held.bound);
 	return enter_sandbox(p);
@@ -1237,7 +1242,7 @@ static void proxy_finish(struct proxy *p)
 	ring_release(p);
 	if (p->phase == PH_ENDING || p->xs == NULL || p->ch.be[0] == '\0')
 		return;
-	sd_notify(0, "STOPPING=1");
+	systemd_notify("STOPPING=1");
 	if (!p->created) {
 		xs_set_server_pid(p->xs, &p->ch, 0);
 		return;
