@@ -38,8 +38,12 @@ static int held_grow(struct held *h, size_t want)
 
 size_t held_put(struct held *h, const struct iovec *iov, int iovcnt, size_t n)
 {
-	size_t done = 0;
+	size_t done = 0, offered = 0;
 
+	for (int i = 0; i < iovcnt; i++)
+		offered += iov[i].iov_len;
+	if (n > offered)   /* never grow for bytes that are not there */
+		n = offered;
 	if (n > held_room(h))
 		n = held_room(h);
 	if (n == 0 || (h->len + n > h->cap && held_grow(h, h->len + n) < 0))

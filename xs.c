@@ -397,14 +397,15 @@ enum xs_result xs_frontend_ring(struct xs_handle *h, const struct xs_channel *ch
 	unsigned long ref, port;
 
 	join(path, ch->fe, "ring-ref");
-	if (!read_str(h, path, val, sizeof(val)) || !xs_parse_uint(val, UINT32_MAX, &ref)) {
+	if (!read_str(h, path, val, sizeof(val)) || (!xs_parse_uint(val, UINT32_MAX, &ref)
+						     && (errno = EINVAL))) {
 		say(msg, msglen, "%s is %s", path, errno == ENOENT ? "absent" : "not a grant reference");
 		return errno == ENOENT ? XSR_NOT_FOUND : XSR_INVALID;
 	}
 	join(path, ch->fe, "port");
 	/* port 0 is never a valid event channel */
-	if (!read_str(h, path, val, sizeof(val)) || !xs_parse_uint(val, INT32_MAX, &port)
-	    || port == 0) {
+	if (!read_str(h, path, val, sizeof(val))
+	    || ((!xs_parse_uint(val, INT32_MAX, &port) || port == 0) && (errno = EINVAL))) {
 		say(msg, msglen, "%s is %s", path, errno == ENOENT ? "absent" : "not an event channel port");
 		return errno == ENOENT ? XSR_NOT_FOUND : XSR_INVALID;
 	}
