@@ -324,6 +324,11 @@ def test_make_deb_builds_both_packages_and_lintian_is_clean():
         "/usr/share/doc/xenchan-proxy/changelog.gz",
         "/usr/share/doc/xenchan-proxy/copyright",
     }
+    # dh_compress compresses documents over 4 KiB.
+    for doc in ("README.md", "protocol-notes.md"):
+        if os.path.getsize(os.path.join(ROOT, "docs" if doc.startswith("protocol") else "", doc)) > 4096:
+            want.remove("/usr/share/doc/xenchan-proxy/" + doc)
+            want.add("/usr/share/doc/xenchan-proxy/" + doc + ".gz")
     if HAVE_DM:
         want.add("/usr/bin/xenchan-dm")
     if HAVE_DM_MAN:
