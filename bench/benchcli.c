@@ -7,7 +7,6 @@
  *   benchcli ping   ENDPOINT COUNT WARMUP FILE
  *                                         1-byte round trips; each one's
  *                                         nanoseconds to FILE, one a line
- *   benchcli hold   ENDPOINT              stay connected, quiet, until EOF
  *
  * ENDPOINT is --connect PATH (a Unix stream socket) or --fd N (inherited).
  * Blocking I/O throughout: each tool is one process doing one thing, so the
@@ -207,21 +206,13 @@ static int do_ping(int fd, uint64_t count, uint64_t warmup, const char *path)
 	return 0;
 }
 
-static int do_hold(int fd)
-{
-	ready();
-	while (read(fd, buf, sizeof(buf)) > 0)
-		;
-	return 0;
-}
-
 int main(int argc, char **argv)
 {
 	const char *mode = argc > 1 ? argv[1] : "";
 	int fd;
 
 	if (argc < 4) {
-		fprintf(stderr, "usage: benchcli sink|source|echo|ping|hold "
+		fprintf(stderr, "usage: benchcli sink|source|echo|ping "
 			"--connect PATH|--fd N [ARGS]\n");
 		return 64;
 	}
@@ -235,8 +226,6 @@ int main(int argc, char **argv)
 	if (!strcmp(mode, "ping") && argc == 7)
 		return do_ping(fd, parse_u64(argv[4], "COUNT"), parse_u64(argv[5], "WARMUP"),
 			       argv[6]);
-	if (!strcmp(mode, "hold") && argc == 4)
-		return do_hold(fd);
 	fprintf(stderr, "benchcli: bad arguments for %s\n", mode);
 	return 64;
 }
