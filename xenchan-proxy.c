@@ -420,6 +420,8 @@ static void ring_attach(struct proxy *p)
 	}
 	ring_mark_connected(p->page);
 	if (xs_set_backend_state(p->xs, &p->ch, XB_CONNECTED) != XSR_OK) {
+		/* Retried on the next xenstore event only (see the bench notes). */
+		plog(p, XTL_ERROR, errno, "xs_write %s/state = Connected", p->ch.be);
 		ring_release(p);
 		return;
 	}

@@ -1176,9 +1176,9 @@ plot '%s' u 1:2 w l lw 2 t 'through xenchan-proxy', '%s' u 1:2 w l lw 2 dt 2 t '
                                                commit, " (with uncommitted changes)" if dirty else "",
                                                elapsed), "",
               "Machine: %d CPUs (`nproc`), %s, kernel %s, Debian %s, %d MiB RAM%s.  "
-              "Its load while the bench ran: 1-minute load average %s at the start, %s on average "
-              "and %s at most; the CPUs were %s%% busy over the run (all processes, this bench's "
-              "included).  Other work on the machine moves the timings, the proxy's and its "
+              "Its load while the bench ran (this bench's processes included; the 1,000 proxies "
+              "starting at once alone add hundreds): 1-minute load average %s at the start, %s on "
+              "average and %s at most; the CPUs were %s%% busy over the run.  Other work on the machine moves the timings, the proxy's and its "
               "reference's alike; the counts (syscalls, wakeups, memory) do not depend on it." % (
                   m["nproc"], m["cpu_model"], m["kernel"], m["debian"], m["mem_mib"],
                   ", virtualisation: " + m["virt"] if m["virt"] else "",
