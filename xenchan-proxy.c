@@ -101,6 +101,7 @@ struct proxy {
 	bool client_wr_dead;             /* client cannot take more bytes */
 	bool client_reset;               /* it closed with bytes unread */
 	int sigfd;
+	int xs_fd;                       /* xs_fileno, taken once: it locks */
 	int transcript_fd;
 	unsigned long long out_total;    /* bytes taken from out[] since start */
 	unsigned long long in_total;     /* bytes put into in[] since start */
@@ -953,6 +954,12 @@ static int start_backend(struct proxy *p)
 		plog(p, XTL_ERROR, errno, "xs_watch %s", p->ch.fe);
 		return EX_UNAVAILABLE;
 	}
+	/* Not on the loop's path: libxenstore takes a lock for it each call. */
+	p->xs_fd = xs_fileno(p->xs);
+	if (p->xs_fd < 0) {
+		plog(p, XTL_ERROR, errno, "xs_fileno");
+		return EX_UNAVAILABLE;
+	}
 	p->phase = PH_WAITING;
 	/* The watches fire once at registration; on_xenstore then reads
 	 * both states and acts: InitWait, reattach, or follow a close. */
@@ -1070,7 +1077,7 @@ static int poll_setup(struct proxy *p, struct pollfd *pfd)
 		pfd[i] = (struct pollfd){ .fd = -1 };
 	pfd[PFD_SIG] = (struct pollfd){ .fd = p->sigfd, .events = POLLIN };
 	if (!ending) {
-		pfd[PFD_XS] = (struct pollfd){ .fd = xs_fileno(p->xs), .events = POLLIN };
+		pfd[PFD_XS] = (struct pollfd){ .fd = p->xs_fd, .events = POLLIN };
 		if (p->page != NULL)
 			pfd[PFD_EVT] = (struct pollfd){ .fd = xenevtchn_fd(p->evt), .events = POLLIN };
 		if (p->ep.kind == EP_LISTEN && !client)
