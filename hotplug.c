@@ -46,22 +46,29 @@ bool hotplug_pid_alive(long pid)
 enum xs_result hotplug_unplug(struct xs_handle *h, const struct xs_channel *ch,
 			      int wait_ms, char *msg, size_t msglen)
 {
-	bool closed;
+	bool closed, fe_present, probed;
+	struct xs_ring_info ri;
+	char why[128];
 
 	if (xs_set_backend_state(h, ch, XB_CLOSING) == XSR_GONE) {
 		snprintf(msg, msglen, "already removed");
 		return XSR_GONE;
 	}
 	/* Linux answers backend Closing with frontend Closed, then drops its
-	 * hvc device once the nodes go. */
-	closed = xs_wait_frontend(h, ch, false, wait_ms);
+	 * hvc device once the nodes go.  A frontend still Initialising with
+	 * no ring has no driver watching it (none loaded, or a device left
+	 * stale by a restore): nobody will answer, so do not wait. */
+	probed = xs_frontend_state(h, ch, &fe_present) != XB_INITIALISING
+		|| xs_frontend_ring(h, ch, &ri, why, sizeof(why)) == XSR_OK;
+	closed = !fe_present || !probed || xs_wait_frontend(h, ch, false, wait_ms);
 	xs_set_backend_state(h, ch, XB_CLOSED);
 	if (xs_remove_channel(h, ch) != XSR_OK) {
 		snprintf(msg, msglen, "removing %s and %s: %s", ch->fe, ch->be, strerror(errno));
 		return XSR_FAILED;
 	}
-	snprintf(msg, msglen, closed ? "unplugged"
-		 : "unplugged; the guest did not close the channel within %d ms", wait_ms);
+	snprintf(msg, msglen, !probed ? "unplugged (the guest had not taken it up)" : closed
+		 ? "unplugged" : "unplugged; the guest did not close the channel within %d ms",
+		 wait_ms);
 	return XSR_OK;
 }
 

@@ -65,6 +65,7 @@ struct options {
 	unsigned long buffer;
 	bool buffer_set;
 	bool overflow_keep;
+	unsigned create_devid;           /* --devid: 0 for the lowest free */
 	const char *user;                /* drop to this user before the loop */
 	bool no_seccomp;
 	int verbosity;                   /* -1 quiet, 0 default, 1 -v, 2 -vv */
@@ -171,6 +172,7 @@ static const char usage_text[] =
 "                         (default: the frontend's \"limit\" node)\n"
 "      --overflow-data discard|keep  beyond that bound (default discard)\n"
 "      --create           hot-plug CHANNEL on the running domain; unplug it on exit\n"
+"      --devid N          with --create: at devid N (1-9), as before a save\n"
 "      --remove           unplug a hot-plugged CHANNEL (its proxy does it, or this)\n"
 "      --list             show DOMAIN's channels, their states and servers\n"
 "  -u, --user USER        run the relay loop as USER (and its groups)\n"
@@ -249,7 +251,8 @@ static int parse_operands(struct options *o, int n, char **arg)
 
 static int parse_options(struct options *o, int argc, char **argv)
 {
-	enum { OPT_BUFFER = 256, OPT_OVERFLOW, OPT_CREATE, OPT_REMOVE, OPT_LIST, OPT_NO_SECCOMP };
+	enum { OPT_BUFFER = 256, OPT_OVERFLOW, OPT_CREATE, OPT_DEVID, OPT_REMOVE, OPT_LIST,
+	       OPT_NO_SECCOMP };
 	static const struct option longopts[] = {
 		{ "listen", required_argument, NULL, 'l' },
 		{ "connect", required_argument, NULL, 'c' },
@@ -261,6 +264,7 @@ static int parse_options(struct options *o, int argc, char **argv)
 		{ "buffer", required_argument, NULL, OPT_BUFFER },
 		{ "overflow-data", required_argument, NULL, OPT_OVERFLOW },
 		{ "create", no_argument, NULL, OPT_CREATE },
+		{ "devid", required_argument, NULL, OPT_DEVID },
 		{ "remove", no_argument, NULL, OPT_REMOVE },
 		{ "list", no_argument, NULL, OPT_LIST },
 		{ "user", required_argument, NULL, 'u' },
@@ -305,6 +309,11 @@ static int parse_options(struct options *o, int argc, char **argv)
 			o->overflow_keep = strcmp(optarg, "keep") == 0;
 			break;
 		case OPT_CREATE: o->command = MODE_CREATE; break;
+		case OPT_DEVID:
+			if (!xs_parse_uint(optarg, 9, &v) || v == 0)
+				return usage("--devid takes a devid from 1 to 9 (hvc_xen reads one digit)");
+			o->create_devid = v;
+			break;
 		case OPT_REMOVE: o->command = MODE_REMOVE; break;
 		case OPT_LIST: o->command = MODE_LIST; break;
 		case 'u': o->user = optarg; break;
@@ -318,6 +327,8 @@ static int parse_options(struct options *o, int argc, char **argv)
 	}
 	if (r != 0)
 		return r;
+	if (o->create_devid && o->command != MODE_CREATE)
+		return usage("--devid goes with --create");
 	return parse_operands(o, argc - optind, argv + optind);
 }
 
@@ -728,7 +739,8 @@ static void follow_frontend(struct proxy *p, enum xb_state fs, enum xb_state bs)
 		break;
 	case XB_INITIALISING:
 	case XB_INITWAIT:
-		/* A new frontend (reload, kexec, resume): serve it afresh. */
+		/* A new frontend (reload, kexec): serve it afresh.  (A guest
+		 * resumed after xl restore writes Initialised, as at probe.) */
 		drain_and_release(p);
 		if (bs != XB_INITWAIT)
 			set_backend_state(p, XB_INITWAIT);
@@ -786,6 +798,7 @@ static int create_channel(struct proxy *p)
 	unsigned existing = 0;
 	enum xs_result r;
 
+	p->ch.devid = p->opt.create_devid;
 	r = xs_create_channel(p->xs, &p->ch, p->opt.channel,
 			      p->opt.buffer_set ? p->opt.buffer : DEFAULT_LIMIT, conn,
 			      endpoint_socket_path(&p->ep), &existing, msg, sizeof(msg));
@@ -799,6 +812,11 @@ static int create_channel(struct proxy *p)
 		long pid;
 
 		snprintf(devid, sizeof(devid), "%u", existing);
+		if (p->opt.create_devid && p->opt.create_devid != existing) {
+			snprintf(msg, sizeof(msg), "channel %s exists at devid %u, not %u",
+				 p->opt.channel, existing, p->opt.create_devid);
+			goto fail;
+		}
 		if (xs_find_channel(p->xs, devid, p->opt.backend_domid, &p->ch, msg, sizeof(msg)) == XSR_OK
 		    && xs_channel_is_ours(p->xs, &p->ch)
 		    && !hotplug_pid_alive(pid = xs_server_pid(p->xs, &p->ch))) {
@@ -809,6 +827,7 @@ static int create_channel(struct proxy *p)
 		snprintf(msg, sizeof(msg), "channel %s exists (devid %u) and is not stale",
 			 p->opt.channel, existing);
 	}
+fail:
 	plog(p, XTL_ERROR, -1, "--create: %s", msg);
 	return EX_CANTCREAT;
 }

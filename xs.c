@@ -494,8 +494,9 @@ static bool write_nodes(struct xs_handle *h, xs_transaction_t t, const char *dir
 	return true;
 }
 
-/* The lowest devid in 1..9 with no frontend; XSR_EXISTS-like answers by
- * name: *taken is set to the devid already called name, if any. */
+/* The lowest devid in 1..9 with no frontend, or *devid itself if it is not
+ * 0 and free; XSR_EXISTS-like answers by name: *taken is set to the devid
+ * already called name, if any. */
 static enum xs_result pick_free_devid(struct xs_handle *h, xs_transaction_t t,
 				      unsigned domid, const char *name,
 				      unsigned *devid, unsigned *taken)
@@ -528,6 +529,8 @@ static enum xs_result pick_free_devid(struct xs_handle *h, xs_transaction_t t,
 	free(ids);
 	if (*taken)
 		return XSR_AMBIGUOUS;
+	if (*devid != 0)
+		return *devid <= DEVID_LAST && !used[*devid] ? XSR_OK : XSR_NOT_FOUND;
 	for (unsigned id = DEVID_FIRST; id <= DEVID_LAST; id++)
 		if (!used[id]) {
 			*devid = id;
@@ -577,13 +580,14 @@ enum xs_result xs_create_channel(struct xs_handle *h, struct xs_channel *ch,
 				 unsigned *existing, char *msg, size_t msglen)
 {
 	char lim[24];
+	unsigned want = ch->devid;
 
 	snprintf(lim, sizeof(lim), "%lu", limit);
 	copy_printable(ch->name, sizeof(ch->name), name);
 	for (int attempt = 0; attempt < 64; attempt++) {
 		xs_transaction_t t = xs_transaction_start(h);
 		enum xs_result r;
-		unsigned devid = 0;
+		unsigned devid = want;
 
 		if (t == XBT_NULL) {
 			say(msg, msglen, "xs_transaction_start: %s", strerror(errno));
@@ -592,7 +596,9 @@ enum xs_result xs_create_channel(struct xs_handle *h, struct xs_channel *ch,
 		r = pick_free_devid(h, t, ch->domid, name, &devid, existing);
 		if (r != XSR_OK) {
 			xs_transaction_end(h, t, true);
-			if (r == XSR_NOT_FOUND)
+			if (r == XSR_NOT_FOUND && want)
+				say(msg, msglen, "devid %u is in use", want);
+			else if (r == XSR_NOT_FOUND)
 				say(msg, msglen, "devids 1 to 9 are all in use (hvc_xen reads one digit)");
 			else
 				say(msg, msglen, "channel %s exists (devid %u)", name, *existing);

@@ -100,9 +100,9 @@ bool xs_domain_alive(struct xs_handle *h, unsigned domid);
 const char *xb_state_name(enum xb_state s);
 
 /* Hotplug: create channel name on ch->domid (backend ch->backend_domid) with
- * the lowest free devid in 1..9, every node in one transaction.  A name that
- * exists gives XSR_AMBIGUOUS and its devid in *existing; no free devid gives
- * XSR_NOT_FOUND. */
+ * devid ch->devid, or the lowest free one in 1..9 if that is 0, every node in
+ * one transaction.  A name that exists gives XSR_AMBIGUOUS and its devid in
+ * *existing; no free devid (or ch->devid taken) gives XSR_NOT_FOUND. */
 enum xs_result xs_create_channel(struct xs_handle *h, struct xs_channel *ch,
 				 const char *name, unsigned long limit,
 				 const char *connection, const char *path,

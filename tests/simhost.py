@@ -662,11 +662,12 @@ class SimHost:
         self._procs.append((proc, None, signal.SIGKILL))
         return proc
 
-    def guest(self, d, n=None, name=None, hostile=None, timeout=10):
+    def guest(self, d, n=None, name=None, hostile=None, timeout=10, resume=False):
         """Start guest-sim (`xensim guest`) for device n, or the channel called
         name, of domain d, its tty a socket in host.dir; returns a Guest once
         its pid file DIR/guest/D-N.pid (D-NAME.pid) holds its pid, that is,
-        once its socket listens.  hostile: guest-sim's --hostile MODE[=ARG]."""
+        once its socket listens.  hostile: guest-sim's --hostile MODE[=ARG].
+        resume: a guest restored from a save (--resume; needs n)."""
         if n is None and name is None:
             raise ValueError("guest(): give a device number n or a channel name")
         base = self._next("g")
@@ -677,6 +678,8 @@ class SimHost:
             argv += ["--name", name]
         if hostile is not None:
             argv += ["--hostile", hostile]
+        if resume:
+            argv += ["--resume"]
         with open(log, "wb") as err:
             proc = subprocess.Popen(argv, env=self.env, stdin=subprocess.DEVNULL,
                                     stdout=subprocess.DEVNULL, stderr=err)

@@ -7,7 +7,7 @@ import subprocess
 import pytest
 
 from simhost import exchange, recv_exact, send_all, wait_socket_connectable
-from test_proxy import be, connected, fe
+from test_proxy import be, connected, fe, host_wait_log
 
 MIB = 1 << 20
 EX_CANTCREAT, EX_DATAERR = 73, 65
@@ -177,7 +177,13 @@ def test_remove_signals_live_proxy_or_cleans_up(host):
 def test_sigterm_during_unplug(host):
     d = host.domain_create("twice")
     p, _ = create(host, d, "org.example.t")
-    host.wait_xs(be(d, 1) + "/state", "2")       # no guest: unplug waits its 5 s
+    host.wait_xs(be(d, 1) + "/state", "2")
+    # A guest that took the channel up (published a ring, which cannot be
+    # mapped: refused) and then never answers: the unplug waits its 5 s.
+    host.xs.write(fe(d, 1) + "/ring-ref", "123456")
+    host.xs.write(fe(d, 1) + "/port", "7")
+    host.xs.write(fe(d, 1) + "/state", "3")
+    host_wait_log(p, r"xengnttab_map_grant_ref ring-ref 123456")
     p.signal(signal.SIGTERM)
     host.wait_xs(be(d, 1) + "/state", "5")
     p.signal(signal.SIGTERM)                     # during the unplug
@@ -185,3 +191,16 @@ def test_sigterm_during_unplug(host):
     assert "did not close the channel" in p.log()
     assert channels(host, d) == []
     assert not host.xs.exists("/libxl/%d/device/console/1" % d)
+
+
+@pytest.mark.timeout(60)
+def test_unplug_of_a_channel_no_guest_took_up_does_not_wait(host):
+    """Frontend still Initialising with no ring: no driver watches it, so
+    nobody would answer Closing; the unplug is at once."""
+    d = host.domain_create("nodriver")
+    p, _ = create(host, d, "org.example.n")
+    host.wait_xs(be(d, 1) + "/state", "2")
+    p.signal(signal.SIGTERM)
+    assert p.wait(15) == 0
+    assert "unplugged (the guest had not taken it up)" in p.log()   # not the 5 s wait
+    assert channels(host, d) == []

@@ -114,6 +114,9 @@ struct guest {
 	int sigfd;
 	struct guest_stats st;
 	bool done;
+	bool resume_pending;         /* --resume: the device existed before a save */
+	bool stale;                  /* its resume failed: never probed again */
+	bool stale_event;            /* a watch event named its directory */
 };
 
 /* ---- small helpers ------------------------------------------------------ */
@@ -747,14 +750,23 @@ static void watch_backend(struct guest *g)
 }
 
 /* xencons_probe: a zeroed page granted to the backend, an unbound port for
- * it, both published, then Initialised. */
-static void guest_probe(struct guest *g)
+ * it, both published, then Initialised.  Resume (xenbus_dev_resume, then
+ * xencons_resume) does the same on a device that already exists, once its
+ * "backend" node leads somewhere. */
+static void guest_probe(struct guest *g, bool resume)
 {
 	char old_be[sizeof(g->be_state_path)];
 
 	memcpy(old_be, g->be_state_path, sizeof(old_be));
-	if (read_backend_details(g) < 0)
+	if (read_backend_details(g) < 0) {
+		if (resume) {
+			/* What Linux logs; the device stays, unusable, until
+			 * its directory is seen removed. */
+			logf_(g, "xenbus: %s: resume (talk_to_otherend) failed: -2", g->fe);
+			g->stale = true;
+		}
 		return;
+	}
 	g->page = xengntshr_share_pages(g->gs, g->backend_id, 1, &g->ref, 1);
 	if (!g->page) {
 		logf_(g, "xengntshr_share_pages to domain %u: %s", g->backend_id,
@@ -770,8 +782,8 @@ static void guest_probe(struct guest *g)
 	ring_frontend_init(g->page, &g->out, &g->in);
 	g->ring_live = true;
 	g->out_broken = g->out_bad = g->in_bad = false;
-	logf_(g, "probed %s: ring-ref %u port %d backend %u", g->fe, g->ref,
-	      g->port, g->backend_id);
+	logf_(g, "%s %s: ring-ref %u port %d backend %u", resume ? "resumed" : "probed",
+	      g->fe, g->ref, g->port, g->backend_id);
 	if (strcmp(old_be, g->be_state_path) != 0)
 		watch_backend(g);
 	fe_switch_state(g, XenbusStateInitialised);
@@ -797,17 +809,41 @@ static bool device_matches(struct guest *g, const char *id)
 	return state_read(g, path) == XenbusStateInitialising;
 }
 
+/* --resume: the device was there before the save; resume it once.  A
+ * device whose resume failed stays (xenbus_dev_changed finds it and probes
+ * nothing) until its directory is seen gone, as protocol-notes item 7 says. */
+static bool guest_seek_resumed(struct guest *g)
+{
+	if (g->resume_pending) {
+		g->resume_pending = false;
+		snprintf(g->fe, sizeof(g->fe), "device/console/%ld", g->devid);
+		guest_probe(g, true);
+		return true;
+	}
+	if (!g->stale)
+		return false;
+	if (!g->stale_event || fe_exists(g)) {
+		g->stale_event = false;
+		return true;
+	}
+	logf_(g, "%s gone: stale device removed", g->fe);
+	g->stale = false;
+	return false;
+}
+
 static void guest_seek(struct guest *g)
 {
 	char id[24];
 	unsigned int n = 0;
 	char **ids;
 
+	if (guest_seek_resumed(g))
+		return;
 	if (g->devid >= 0) {
 		snprintf(id, sizeof(id), "%ld", g->devid);
 		if (device_matches(g, id)) {
 			snprintf(g->fe, sizeof(g->fe), "device/console/%s", id);
-			guest_probe(g);
+			guest_probe(g, false);
 		}
 		return;
 	}
@@ -815,7 +851,7 @@ static void guest_seek(struct guest *g)
 	for (unsigned int i = 0; ids && i < n; i++) {
 		if (strlen(ids[i]) < 16 && device_matches(g, ids[i])) {
 			snprintf(g->fe, sizeof(g->fe), "device/console/%s", ids[i]);
-			guest_probe(g);
+			guest_probe(g, false);
 			break;
 		}
 	}
@@ -861,7 +897,7 @@ static void backend_changed(struct guest *g, int k)
 		break;
 	case PH_RESET_INIT:
 		if (k == XenbusStateInitWait)
-			guest_probe(g);
+			guest_probe(g, false);
 		break;
 	case PH_SEEK:
 	case PH_CLOSED:
@@ -885,7 +921,7 @@ static void deadline_passed(struct guest *g)
 		ring_release(g);
 		wait_backend(g, PH_RESET_INIT, XenbusStateInitialising);
 	} else if (g->phase == PH_RESET_INIT) {
-		guest_probe(g);
+		guest_probe(g, false);
 	}
 }
 
@@ -1030,8 +1066,14 @@ static void handle_watches(struct guest *g)
 {
 	char **ev;
 
-	while ((ev = xs_check_watch(g->xs)) != NULL)
-		free(ev);   /* which node fired does not matter: re-read all */
+	while ((ev = xs_check_watch(g->xs)) != NULL) {
+		/* Which node fired does not matter (re-read all), except to a
+		 * stale device: xenbus_dev_changed looks at its own path only. */
+		const char *at = g->stale ? strstr(ev[XS_WATCH_PATH], g->fe) : NULL;
+		if (at && (at[strlen(g->fe)] == '\0' || at[strlen(g->fe)] == '/'))
+			g->stale_event = true;
+		free(ev);
+	}
 	guest_step(g);
 }
 
@@ -1096,9 +1138,11 @@ static void usage(FILE *f)
 {
 	fprintf(f, "usage: guest-sim [--socket PATH] [--name NAME] "
 		"[--hostile MODE[=ARG]] [--bench-out BYTES[:SIZE] | --bench-in BYTES] "
-		"DOMID [DEVID]\n"
+		"[--resume] DOMID [DEVID]\n"
 		"  one console device's guest side, as Linux hvc_xen; "
 		"environment XENSIM_DIR, XENSTORED_PATH\n"
+		"  --resume: restored from a save: resume device DEVID (no state "
+		"write), or keep it stale if its directory is absent\n"
 		"  --bench-out: no tty; write BYTES from memory in SIZE-byte writes "
 		"(default 65536)\n"
 		"  --bench-in: no tty; read in[] into memory, print bytes=N seconds=S "
@@ -1156,6 +1200,7 @@ static int parse_args(struct guest *g, int argc, char **argv)
 		{ "hostile", required_argument, NULL, 'H' },
 		{ "bench-out", required_argument, NULL, 'O' },
 		{ "bench-in", required_argument, NULL, 'I' },
+		{ "resume", no_argument, NULL, 'R' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
@@ -1170,6 +1215,8 @@ static int parse_args(struct guest *g, int argc, char **argv)
 			g->sock_path = optarg;
 		else if (c == 'n')
 			g->name = optarg;
+		else if (c == 'R')
+			g->resume_pending = true;
 		else if (c == 'H' && parse_hostile(g, optarg) == 0)
 			continue;
 		else if (c == 'h') {
@@ -1190,6 +1237,8 @@ static int parse_args(struct guest *g, int argc, char **argv)
 	}
 	if (g->devid < 0 && (!g->name || !*g->name || strchr(g->name, '/')))
 		return -1;
+	if (g->resume_pending && g->devid < 0)
+		return -1;   /* a resumed device is the one it was: give its devid */
 	return 0;
 }
 

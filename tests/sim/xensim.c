@@ -13,7 +13,7 @@
  *   xensim domain-create NAME | domain-destroy DOMID | domain-list
  *   xensim channel-add DOMID NAME [--devid N] [--backend-domid B]
  *                      [--connection socket --path P | --connection pty]
- *   xensim guest DOMID [DEVID] [--socket PATH] [--name NAME] [--hostile MODE]
+ *   xensim guest DOMID [DEVID] [--socket PATH] [--name NAME] [--hostile MODE] [--resume]
  */
 #include <dirent.h>
 #include <errno.h>
@@ -89,7 +89,7 @@ static void usage(int code)
 		"       xensim domain-list\n"
 		"       xensim channel-add DOMID NAME [--devid N] [--backend-domid B]\n"
 		"                          [--connection socket --path P | --connection pty]\n"
-		"       xensim guest DOMID [DEVID] [--socket PATH] [--name NAME] [--hostile MODE]\n"
+		"       xensim guest DOMID [DEVID] [--socket PATH] [--name NAME] [--hostile MODE] [--resume]\n"
 		"All but start and stop act on the host named by XENSIM_DIR and XENSTORED_PATH\n"
 		"(eval the output of start).  See tests/sim/README.md.\n");
 	exit(code);
@@ -1281,9 +1281,10 @@ static int cmd_guest(int argc, char **argv)
 		{ "socket", required_argument, NULL, 's' },
 		{ "name", required_argument, NULL, 'n' },
 		{ "hostile", required_argument, NULL, 'H' },
+		{ "resume", no_argument, NULL, 'R' },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *args[12];
+	const char *args[13];
 	xpath guest = sibling("guest-sim");
 	unsigned long devid;
 	int a = 0, o;
@@ -1300,6 +1301,9 @@ static int cmd_guest(int argc, char **argv)
 			break;
 		case 'H':
 			args[a++] = "--hostile", args[a++] = optarg;
+			break;
+		case 'R':
+			args[a++] = "--resume";
 			break;
 		default:
 			usage(EX_USAGE);
