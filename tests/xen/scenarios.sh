@@ -4,7 +4,7 @@
 # is bounded.  Guests are driven through their xenstore data/ directory (see
 # tests/xen/guest-init).
 
-ALL_SCENARIOS="hotplug unplug pty restart qga names destroy qemu saverestore"
+ALL_SCENARIOS="hotplug unplug pty restart qga names destroy qemu saverestore dm"
 
 now() { cut -d' ' -f1 /proc/uptime; }
 since() { awk "BEGIN{printf \"%.2f\", $(now) - $1}"; }
@@ -619,6 +619,88 @@ s_saverestore() {
 	xs_wait_gone "$f" 10 || fail "$f left after the unplug"
 	xs_wait_gone "$k" 5 || fail "$k left after the unplug"
 	timeout 60 xl destroy g4
+}
+
+# ---- 10. xenchan-dm: channel= lines served with no QEMU (issue #9) ---------------
+# libxl runs xenchan-dm in QEMU's place (device_model_override); QEMU is moved
+# aside while the guest is created, so nothing could have fallen back to it.
+# Asserted: one proxy per channel; bytes both ways on the socket channel;
+# xl console on the pty one (libxl learnt the pty from our QMP); after xl
+# destroy, no process and no node of it.  Noted: the memory of xenchan-dm
+# and its proxies (scenario 4 gives QEMU's).
+pids_of_parent() { # PPID: the pids of its children
+	for st in /proc/[0-9]*/stat; do
+		awk -v pp="$1" '$4 == pp { print $1 }' "$st" 2>/dev/null
+	done
+}
+rss_of() { sed -n 's/^VmRSS:[^0-9]*\([0-9]*\).*/\1/p' /proc/$1/status 2>/dev/null; }
+
+s_dm() {
+	dm=$(command -v xenchan-dm) || { fail "no xenchan-dm in dom0"; return; }
+	q=/usr/libexec/xen-qemu-system-i386
+	[ -e $q ] && mv $q $q.aside
+	need_guest g5 "device_model_override = \"$dm\"
+channel = [ \"name=unused, connection=pty\", \"name=org.example.ds, connection=socket, path=/run/ds.sock\", \"name=org.example.dp, connection=pty\" ]"
+	rc=$?
+	[ -e $q.aside ] && mv $q.aside $q
+	[ $rc = 0 ] || return
+	d=$(xl domid g5)
+	ds=$(devid_of "$d" org.example.ds) dp=$(devid_of "$d" org.example.dp)
+	[ -n "$ds" ] && [ -n "$dp" ] || { fail "channels: ds '$ds' dp '$dp'"; timeout 60 xl destroy g5; return; }
+	dmpid=$(pidof xenchan-dm)
+	[ -n "$dmpid" ] || { fail "xl started no xenchan-dm"; timeout 60 xl destroy g5; return; }
+	pidof xen-qemu-system-i386 > /dev/null && fail "a QEMU runs"
+	kids=$(pids_of_parent "$dmpid" | tr '\n' ' ')
+	n=$(echo $kids | wc -w)
+	[ "$n" = 2 ] || fail "xenchan-dm runs $n children, not 2: $kids"
+	for dv in $ds $dp; do
+		xs_wait /local/domain/0/backend/console/$d/$dv/state 4 20 ||
+			fail "channel $dv never connected (K/state $(xenstore-read /local/domain/0/backend/console/$d/$dv/state))"
+	done
+	tty=$(xenstore-read /local/domain/$d/device/console/$dp/tty 2>/dev/null)
+	note "devids ds $ds dp $dp; dm pid $dmpid, proxies $kids; dp tty $tty; F/type $(xenstore-read /local/domain/$d/device/console/$ds/type)"
+	# socket channel: 256 KiB each way
+	head -c 262144 /tmp/d2g.1m > /tmp/d2g.dm
+	seq=$(gcmd "$d" "xfer $ds $ds 262144 60")
+	gready "$d" "$seq" 30 || fail "guest never opened hvc$ds"
+	timeout 70 xtio unix /run/ds.sock -i /tmp/d2g.dm -n 262144 -o /tmp/g2d.dm -t 60 2>/tmp/xtio.dm || fail "socket channel: $(cat /tmp/xtio.dm)"
+	gwait "$d" "$seq" 30 || fail "socket channel: guest rc $?: $GOUT"
+	echo "$GOUT" | grep -q "recv_sha $(sha_of /tmp/d2g.dm)" || fail "socket channel: dom0->guest SHA-256 differs"
+	echo "$GOUT" | grep -q "sent_sha $(sha_of /tmp/g2d.dm)" || fail "socket channel: guest->dom0 SHA-256 differs"
+	# pty channel, through xl console
+	seq=$(gcmd "$d" "ptyside $dp $dp 40")
+	gready "$d" "$seq" 40 || fail "guest never opened hvc$dp"
+	timeout 45 xtio pty -t 30 -d 2 -i /tmp/typed -u 'guest-says-hello' -o /tmp/xlc.dm -- \
+		xl console -t pv -n "$dp" g5 2>/tmp/xtio.dmp || fail "xl console: $(cat /tmp/xtio.dmp)"
+	grep -q guest-says-hello /tmp/xlc.dm || fail "xl console showed nothing of the guest"
+	gwait "$d" "$seq" 30 || fail "pty channel: guest rc $?: $GOUT"
+	echo "$GOUT" | grep -q 'typed: typed-by-dom0' || fail "pty channel: the guest did not read what was typed: $GOUT"
+	total=$(rss_of "$dmpid")
+	each="xenchan-dm $(rss_of "$dmpid")"
+	for k in $kids; do
+		r=$(rss_of "$k")
+		total=$((total + ${r:-0}))
+		each="$each + proxy ${r:-?}"
+	done
+	note "RSS: $each = $total KiB"
+	t=$(now)
+	timeout 60 xl destroy g5 || fail "xl destroy g5 failed"
+	i=0
+	while [ $i -lt 100 ]; do
+		left=
+		for p in $dmpid $kids; do kill -0 "$p" 2>/dev/null && left="$left $p"; done
+		[ -z "$left" ] && break
+		usleep 100000
+		i=$((i + 1))
+	done
+	[ -z "$left" ] && note "xenchan-dm and its proxies gone $(since "$t") s after xl destroy began" ||
+		fail "still running 10 s after xl destroy:$left"
+	for n in /local/domain/$d /local/domain/0/backend/console/$d /local/domain/0/device-model/$d /libxl/$d; do
+		xenstore-exists "$n" && fail "$n left after xl destroy"
+	done
+	for f in /run/ds.sock /var/run/xen/qmp-libxl-$d /var/run/xen/qmp-libxenstat-$d; do
+		[ -e "$f" ] && fail "$f left after xl destroy"
+	done
 }
 
 # ---- throughput, on request: where the time goes on one hot-plugged channel ------
