@@ -807,16 +807,14 @@ static int create_channel(struct proxy *p)
 		plog(p, XTL_INFO, -1, "created %s", p->ch.fe);
 		return 0;
 	}
-	if (r == XSR_AMBIGUOUS) {
+	if (r == XSR_AMBIGUOUS && p->opt.create_devid && p->opt.create_devid != existing) {
+		snprintf(msg, sizeof(msg), "channel %s exists at devid %u, not %u",
+			 p->opt.channel, existing, p->opt.create_devid);
+	} else if (r == XSR_AMBIGUOUS) {
 		char devid[16];
 		long pid;
 
 		snprintf(devid, sizeof(devid), "%u", existing);
-		if (p->opt.create_devid && p->opt.create_devid != existing) {
-			snprintf(msg, sizeof(msg), "channel %s exists at devid %u, not %u",
-				 p->opt.channel, existing, p->opt.create_devid);
-			goto fail;
-		}
 		if (xs_find_channel(p->xs, devid, p->opt.backend_domid, &p->ch, msg, sizeof(msg)) == XSR_OK
 		    && xs_channel_is_ours(p->xs, &p->ch)
 		    && !hotplug_pid_alive(pid = xs_server_pid(p->xs, &p->ch))) {
@@ -827,7 +825,6 @@ static int create_channel(struct proxy *p)
 		snprintf(msg, sizeof(msg), "channel %s exists (devid %u) and is not stale",
 			 p->opt.channel, existing);
 	}
-fail:
 	plog(p, XTL_ERROR, -1, "--create: %s", msg);
 	return EX_CANTCREAT;
 }
