@@ -50,6 +50,10 @@
  * STORM_EVENTS wakeups per window, and a timer exists only while it lasts. */
 #define STORM_EVENTS      256
 #define STORM_WINDOW_MS   100
+/* A failed write of backend Connected is retried after 50 ms, doubling to 5 s:
+ * the frontend waits for it and writes nothing that would wake us. */
+#define RETRY_FIRST_MS    50
+#define RETRY_MAX_MS      5000
 
 enum mode { MODE_SERVE, MODE_CREATE, MODE_REMOVE, MODE_LIST };
 
@@ -107,11 +111,14 @@ struct proxy {
 	unsigned long long out_total;    /* bytes taken from out[] since start */
 	unsigned long long in_total;     /* bytes put into in[] since start */
 	unsigned long long discarded;
-	struct repeat rep_discard, rep_refuse, rep_keep, rep_storm;
+	struct repeat rep_discard, rep_refuse, rep_keep, rep_storm, rep_retry;
 	int event_port;                  /* delivered and still masked, or -1 */
 	struct timespec storm_start;     /* the current storm window */
 	unsigned storm_events;           /* notifications without progress in it */
 	bool storm_masked;               /* leaving event_port masked until the window ends */
+	int retry_ms;                    /* backoff of the Connected retry; 0 once it worked */
+	bool retry_armed;                /* look at the states again retry_ms after retry_start */
+	struct timespec retry_start;
 	bool notify_due;
 	bool in_full;                    /* in[] had no room for the client's bytes */
 	bool created;                    /* we hot-plugged it: unplug on stop */
@@ -432,11 +439,18 @@ static void ring_attach(struct proxy *p)
 	}
 	ring_mark_connected(p->page);
 	if (xs_set_backend_state(p->xs, &p->ch, XB_CONNECTED) != XSR_OK) {
-		/* Retried on the next xenstore event only (see the bench notes). */
-		plog(p, XTL_ERROR, errno, "xs_write %s/state = Connected", p->ch.be);
+		p->retry_ms = p->retry_ms ? p->retry_ms * 2 : RETRY_FIRST_MS;
+		if (p->retry_ms > RETRY_MAX_MS)
+			p->retry_ms = RETRY_MAX_MS;
+		p->retry_armed = true;
+		clock_gettime(CLOCK_MONOTONIC, &p->retry_start);
+		if (repeat_log(&p->rep_retry))
+			plog(p, XTL_ERROR, errno, "xs_write %s/state = Connected (retrying in %d ms; "
+			     "%lu failures)", p->ch.be, p->retry_ms, p->rep_retry.n);
 		ring_release(p);
 		return;
 	}
+	p->retry_ms = 0;
 	p->phase = PH_CONNECTED;
 	p->notify_due = true;   /* the guest may be waiting on a full ring */
 	if (!p->ready_sent) {
@@ -753,11 +767,11 @@ static void follow_frontend(struct proxy *p, enum xb_state fs, enum xb_state bs)
 	}
 }
 
+static void follow_states(struct proxy *p);
+
 static void on_xenstore(struct proxy *p)
 {
 	unsigned fired = xs_drain_watches(p->xs);
-	bool fe_present, be_present;
-	enum xb_state fs, bs;
 
 	if (p->phase == PH_ENDING)
 		return;
@@ -766,8 +780,18 @@ static void on_xenstore(struct proxy *p)
 		begin_ending(p, "domain is gone");
 		return;
 	}
-	if (!(fired & (XS_WATCH_FRONTEND | XS_WATCH_BACKEND)))
-		return;
+	if (fired & (XS_WATCH_FRONTEND | XS_WATCH_BACKEND))
+		follow_states(p);
+}
+
+/* Read both states and act on them: after a watch fired, or when a failed
+ * Connected write is due for another try. */
+static void follow_states(struct proxy *p)
+{
+	bool fe_present, be_present;
+	enum xb_state fs, bs;
+
+	p->retry_armed = false;
 	bs = xs_backend_state(p->xs, &p->ch, &be_present);
 	if (!be_present) {
 		drain_and_release(p);
@@ -1113,6 +1137,11 @@ static int poll_setup(struct proxy *p, struct pollfd *pfd)
 		left = left < 0 ? 0 : left;
 		timeout = timeout < 0 || left < timeout ? (int)left : timeout;
 	}
+	if (p->retry_armed && !ending) {
+		long left = ms_left(&p->retry_start, p->retry_ms);
+		left = left < 0 ? 0 : left;
+		timeout = timeout < 0 || left < timeout ? (int)left : timeout;
+	}
 	return timeout;
 }
 
@@ -1165,6 +1194,8 @@ static void loop_once(struct proxy *p)
 		on_signal(p);
 	if (pfd[PFD_XS].revents)
 		on_xenstore(p);
+	if (p->retry_armed && p->phase != PH_ENDING && ms_left(&p->retry_start, p->retry_ms) <= 0)
+		follow_states(p);
 	if (pfd[PFD_EVT].revents && p->page != NULL)
 		on_event(p);
 	if (pfd[PFD_LISTEN].revents)

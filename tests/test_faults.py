@@ -205,3 +205,56 @@ def test_client_that_never_reads_and_memory_comes_back(host):
     assert base < 8 * 1024, "one idle instance: %d KiB" % base
     assert peak - base < 4 * 1024
     assert after - base < 1024 + 64
+
+
+@pytest.mark.timeout(60)
+def test_failed_connected_write_is_retried(host):
+    """xenstore refuses the backend's Connected three times (as a quota
+    would): the frontend waits for it and writes nothing more, so the proxy
+    must try again by itself, with a capped backoff, and then serve."""
+    from test_proxy import be
+    d = host.domain_create("quota")
+    n = host.channel_add(d, "org.example.q")
+    p, sock = listen_proxy(host, d, n, "-v")
+    host.wait_xs(be(d, n) + "/state", "2")
+    host.xs.control("fail-write", be(d, n) + "/state", "3")
+    g = host.guest(d, n)
+    connected(host, d, n, timeout=20)
+    log = p.log()
+    # logged at the 1st and 2nd failure (then the 4th, 8th...: no flood)
+    assert len(re.findall(r"state = Connected \(retrying in \d+ ms", log)) == 2, log
+    assert "retrying in 50 ms" in log and "retrying in 100 ms" in log, log
+    with wait_socket_connectable(sock) as c, g.connect() as t:
+        send_all(t, b"after the retries")
+        assert recv_exact(c, 17) == b"after the retries"
+        send_all(c, b"and back")
+        assert recv_exact(t, 8) == b"and back"
+
+
+@pytest.mark.timeout(60)
+def test_xenstored_dying_does_not_stop_the_relay(host):
+    """The ring and the event channel do not need xenstore: with xenstored
+    gone the proxy goes on relaying, and neither exits nor spins."""
+    from test_hostile import cpu_seconds
+    d, n, g = setup_channel(host)
+    p, sock = listen_proxy(host, d, n, "-v")
+    connected(host, d, n)
+    with open(os.path.join(host.dir, "xenstored.pid")) as f:
+        xsd = int(f.read())
+    with wait_socket_connectable(sock) as c, g.connect() as t:
+        before = cpu_seconds(p.proc.pid)
+        os.kill(xsd, signal.SIGKILL)
+        for i in range(20):
+            msg = b"message %02d after xenstored died " % i
+            send_all(t, msg)
+            assert recv_exact(c, len(msg)) == msg
+            send_all(c, msg.upper())
+            assert recv_exact(t, len(msg)) == msg.upper()
+        # Then a second of silence on the client (nothing may arrive), over
+        # which an idle proxy uses no CPU: one spinning on a dead xenstore
+        # connection would use most of it.
+        idle = cpu_seconds(p.proc.pid)
+        assert select.select([c], [], [], 1.0)[0] == []
+        assert p.proc.poll() is None, p.log()
+        assert cpu_seconds(p.proc.pid) - idle < 0.3
+        assert cpu_seconds(p.proc.pid) - before < 2.0

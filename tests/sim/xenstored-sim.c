@@ -168,6 +168,8 @@ struct daemon {
 	uint8_t introduced[SIM_DOMID_FIRST_RESERVED / 8 + 1];
 	struct special special[2];      /* @introduceDomain, @releaseDomain */
 	struct fired *fired;            /* non-NULL while a commit replays */
+	char fail_path[SIM_PATH_BUF];   /* "fail-write": WRITEs to it fail ENOSPC */
+	unsigned int fail_left;         /* ... this many more times */
 };
 
 /* One request being served. */
@@ -1218,6 +1220,12 @@ static int req_write(struct req *r)
 	if (err)
 		return err;
 	off = strlen(vec[0]) + 1;
+	if (r->d->fail_left > 0 && strcmp(path, r->d->fail_path) == 0) {
+		r->d->fail_left--;
+		sim_log(r->d, "conn %u: WRITE %s failed on purpose (%u more)", r->c->id,
+			path, r->d->fail_left);
+		return ENOSPC;   /* as a quota would */
+	}
 	err = op_write(&v, path, r->data + off, r->len - (unsigned int)off);
 	if (!err)
 		req_ack(r);
@@ -1635,6 +1643,24 @@ static int control_log(struct req *r, const char **argv, unsigned int argc)
 	return 0;
 }
 
+/* A transient failure for tests: the next N WRITEs to PATH get ENOSPC. */
+static int control_fail_write(struct req *r, const char **argv, unsigned int argc)
+{
+	unsigned long n;
+	char *end;
+
+	(void)argc;
+	n = strtoul(argv[1], &end, 10);
+	if (argv[0][0] != '/' || strlen(argv[0]) >= sizeof(r->d->fail_path) ||
+	    *end || end == argv[1] || n > 1000)
+		return EINVAL;
+	snprintf(r->d->fail_path, sizeof(r->d->fail_path), "%s", argv[0]);
+	r->d->fail_left = (unsigned int)n;
+	sim_log(r->d, "conn %u: the next %lu WRITEs to %s will fail", r->c->id, n, argv[0]);
+	req_ack(r);
+	return 0;
+}
+
 static int control_help(struct req *r, const char **argv, unsigned int argc);
 
 /* Test hooks, sent with xs_control_command(h, name, "arg\0...", len) by a
@@ -1648,6 +1674,8 @@ static const struct control_cmd {
 	{ "as-domain", 1, 1, control_as_domain,
 	  "<domid>: this connection acts as domain <domid> from now on" },
 	{ "log", 1, 64, control_log, "<text>...: write a line to the log" },
+	{ "fail-write", 2, 2, control_fail_write,
+	  "<path> <n>: the next <n> WRITEs to <path> fail with ENOSPC" },
 	{ "help", 0, 0, control_help, ": list these commands" },
 };
 

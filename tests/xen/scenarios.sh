@@ -639,7 +639,7 @@ s_dm() {
 	dm=$(command -v xenchan-dm) || { fail "no xenchan-dm in dom0"; return; }
 	q=/usr/libexec/xen-qemu-system-i386
 	[ -e $q ] && mv $q $q.aside
-	need_guest g5 "device_model_override = \"$dm\"
+	GUEST_MEM=128 need_guest g5 "device_model_override = \"$dm\"
 channel = [ \"name=unused, connection=pty\", \"name=org.example.ds, connection=socket, path=/run/ds.sock\", \"name=org.example.dp, connection=pty\" ]"
 	rc=$?
 	[ -e $q.aside ] && mv $q.aside $q
@@ -661,6 +661,7 @@ channel = [ \"name=unused, connection=pty\", \"name=org.example.ds, connection=s
 	note "devids ds $ds dp $dp; dm pid $dmpid, proxies $kids; dp tty $tty; F/type $(xenstore-read /local/domain/$d/device/console/$ds/type)"
 	# socket channel: 256 KiB each way
 	head -c 262144 /tmp/d2g.1m > /tmp/d2g.dm
+	head -c 65536 /tmp/d2g.1m > /tmp/d2g.s
 	seq=$(gcmd "$d" "xfer $ds $ds 262144 60")
 	gready "$d" "$seq" 30 || fail "guest never opened hvc$ds"
 	timeout 70 xtio unix /run/ds.sock -i /tmp/d2g.dm -n 262144 -o /tmp/g2d.dm -t 60 2>/tmp/xtio.dm || fail "socket channel: $(cat /tmp/xtio.dm)"
@@ -683,6 +684,31 @@ channel = [ \"name=unused, connection=pty\", \"name=org.example.ds, connection=s
 		each="$each + proxy ${r:-?}"
 	done
 	note "RSS: $each = $total KiB"
+	# Save and restore: libxl starts the device model again for the new
+	# domid, before the guest resumes.
+	t=$(now)
+	if timeout 120 xl save g5 /save/g5.save > /tmp/xl-save.g5 2>&1 &&
+		timeout 120 xl restore /save/g5.save > /tmp/xl-restore.g5 2>&1; then
+		d1=$d d=$(xl domid g5)
+		cp /tmp/gseq.$d1 /tmp/gseq.$d
+		note "xl save + restore $(since "$t") s, domid $d1 -> $d"
+		kill -0 "$dmpid" 2>/dev/null && fail "the old xenchan-dm still runs"
+		dmpid=$(pidof xenchan-dm)
+		kids=$(pids_of_parent "$dmpid" | tr '\n' ' ')
+		xs_wait /local/domain/0/backend/console/$d/$ds/state 4 20 ||
+			fail "after restore: channel $ds never connected"
+		seq=$(gcmd "$d" "xfer $ds $ds 65536 60")
+		gready "$d" "$seq" 30 || fail "after restore: guest never opened hvc$ds"
+		timeout 70 xtio unix /run/ds.sock -i /tmp/d2g.s -n 65536 -o /tmp/g2d.dm2 -t 60 2>/tmp/xtio.dm2 ||
+			fail "after restore: $(cat /tmp/xtio.dm2)"
+		gwait "$d" "$seq" 30 || fail "after restore: guest rc $?: $GOUT"
+		echo "$GOUT" | grep -q "recv_sha $(sha_of /tmp/d2g.s)" || fail "after restore: dom0->guest SHA-256 differs"
+		echo "$GOUT" | grep -q "sent_sha $(sha_of /tmp/g2d.dm2)" || fail "after restore: guest->dom0 SHA-256 differs"
+		note "after restore: xenchan-dm $dmpid, proxies $kids; 64 KiB each way on the socket channel"
+	else
+		fail "xl save/restore with xenchan-dm: $(tail -n 3 /tmp/xl-save.g5 /tmp/xl-restore.g5 | tr '\n' ' ')"
+	fi
+	rm -f /save/g5.save
 	t=$(now)
 	timeout 60 xl destroy g5 || fail "xl destroy g5 failed"
 	i=0
