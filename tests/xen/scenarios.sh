@@ -205,6 +205,19 @@ plug() { # TAG G NAME ENDPOINT-ARGS...
 	[ -n "$DEVID" ] || { fail "$name never appeared in xenstore"; return 1; }
 }
 
+# BYTES random bytes each way between the guest's /dev/hvcHVC and socket
+# SOCK, SHA-256 checked at both ends; failures prefixed WHAT.
+xfer_both() { # WHAT D DEVID HVC SOCK BYTES
+	head -c "$6" /tmp/d2g.1m > /tmp/d2g.x
+	seq=$(gcmd "$2" "xfer $3 $4 $6 60")
+	gready "$2" "$seq" 30 || { fail "$1: guest never opened hvc$4"; return 1; }
+	timeout 70 xtio unix "$5" -i /tmp/d2g.x -n "$6" -o /tmp/g2d.x -t 60 2>/tmp/xtio.x ||
+		fail "$1: $(cat /tmp/xtio.x)"
+	gwait "$2" "$seq" 30 || fail "$1: guest rc $?: $GOUT"
+	echo "$GOUT" | grep -q "recv_sha $(sha_of /tmp/d2g.x)" || fail "$1: dom0->guest SHA-256 differs"
+	echo "$GOUT" | grep -q "sent_sha $(sha_of /tmp/g2d.x)" || fail "$1: guest->dom0 SHA-256 differs"
+}
+
 # ---- 1. hotplug ---------------------------------------------------------------
 s_hotplug() {
 	need_guest g1 || return
@@ -556,11 +569,7 @@ s_saverestore() {
 	d=$(xl domid g4)
 	plug s g4 org.example.s --listen /run/s.sock || return
 	devid=$DEVID
-	seq=$(gcmd "$d" "xfer $devid 1 65536 60")
-	gready "$d" "$seq" 30 || { fail "guest never opened hvc1"; proxy_stop s; return; }
-	head -c 65536 /tmp/d2g.1m > /tmp/d2g.s
-	timeout 70 xtio unix /run/s.sock -i /tmp/d2g.s -n 65536 -o /tmp/g2d.s -t 60 2>/tmp/xtio.s1 || fail "before save: $(cat /tmp/xtio.s1)"
-	gwait "$d" "$seq" 30 || fail "before save: guest rc $?: $GOUT"
+	xfer_both "before save" "$d" "$devid" 1 /run/s.sock 65536 || { proxy_stop s; return; }
 	t=$(now)
 	if ! timeout 120 xl save g4 /save/g4.save > /tmp/xl-save.log 2>&1; then
 		fail "xl save: $(tail -n 3 /tmp/xl-save.log | tr '\n' ' ')"
@@ -603,14 +612,8 @@ s_saverestore() {
 		else
 			fail "the restored guest does not answer: $GOUT"
 		fi
-		seq=$(gcmd "$d2" "xfer $devid 1 65536 60")
-		gready "$d2" "$seq" 30 || fail "after restore: guest never opened hvc$devid"
-		timeout 70 xtio unix /run/s.sock -i /tmp/d2g.s -n 65536 -o /tmp/g2d.s2 -t 60 2>/tmp/xtio.s2 ||
-			fail "after restore: $(cat /tmp/xtio.s2)"
-		gwait "$d2" "$seq" 30 || fail "after restore: guest rc $?: $GOUT"
-		echo "$GOUT" | grep -q "recv_sha $(sha_of /tmp/d2g.s)" || fail "after restore: dom0->guest SHA-256 differs"
-		echo "$GOUT" | grep -q "sent_sha $(sha_of /tmp/g2d.s2)" || fail "after restore: guest->dom0 SHA-256 differs"
-		note "after restore: 64 KiB each way, SHA-256 equal"
+		xfer_both "after restore" "$d2" "$devid" 1 /run/s.sock 65536 &&
+			note "after restore: 64 KiB each way, SHA-256 equal"
 	else
 		fail "the resumed channel never connected: F/state $(xenstore-read $f/state) K/state $(xenstore-read $k/state)"
 	fi
@@ -659,15 +662,7 @@ channel = [ \"name=unused, connection=pty\", \"name=org.example.ds, connection=s
 	done
 	tty=$(xenstore-read /local/domain/$d/device/console/$dp/tty 2>/dev/null)
 	note "devids ds $ds dp $dp; dm pid $dmpid, proxies $kids; dp tty $tty; F/type $(xenstore-read /local/domain/$d/device/console/$ds/type)"
-	# socket channel: 256 KiB each way
-	head -c 262144 /tmp/d2g.1m > /tmp/d2g.dm
-	head -c 65536 /tmp/d2g.1m > /tmp/d2g.s
-	seq=$(gcmd "$d" "xfer $ds $ds 262144 60")
-	gready "$d" "$seq" 30 || fail "guest never opened hvc$ds"
-	timeout 70 xtio unix /run/ds.sock -i /tmp/d2g.dm -n 262144 -o /tmp/g2d.dm -t 60 2>/tmp/xtio.dm || fail "socket channel: $(cat /tmp/xtio.dm)"
-	gwait "$d" "$seq" 30 || fail "socket channel: guest rc $?: $GOUT"
-	echo "$GOUT" | grep -q "recv_sha $(sha_of /tmp/d2g.dm)" || fail "socket channel: dom0->guest SHA-256 differs"
-	echo "$GOUT" | grep -q "sent_sha $(sha_of /tmp/g2d.dm)" || fail "socket channel: guest->dom0 SHA-256 differs"
+	xfer_both "socket channel" "$d" "$ds" "$ds" /run/ds.sock 262144
 	# pty channel, through xl console
 	seq=$(gcmd "$d" "ptyside $dp $dp 40")
 	gready "$d" "$seq" 40 || fail "guest never opened hvc$dp"
@@ -697,13 +692,7 @@ channel = [ \"name=unused, connection=pty\", \"name=org.example.ds, connection=s
 		kids=$(pids_of_parent "$dmpid" | tr '\n' ' ')
 		xs_wait /local/domain/0/backend/console/$d/$ds/state 4 20 ||
 			fail "after restore: channel $ds never connected"
-		seq=$(gcmd "$d" "xfer $ds $ds 65536 60")
-		gready "$d" "$seq" 30 || fail "after restore: guest never opened hvc$ds"
-		timeout 70 xtio unix /run/ds.sock -i /tmp/d2g.s -n 65536 -o /tmp/g2d.dm2 -t 60 2>/tmp/xtio.dm2 ||
-			fail "after restore: $(cat /tmp/xtio.dm2)"
-		gwait "$d" "$seq" 30 || fail "after restore: guest rc $?: $GOUT"
-		echo "$GOUT" | grep -q "recv_sha $(sha_of /tmp/d2g.s)" || fail "after restore: dom0->guest SHA-256 differs"
-		echo "$GOUT" | grep -q "sent_sha $(sha_of /tmp/g2d.dm2)" || fail "after restore: guest->dom0 SHA-256 differs"
+		xfer_both "after restore" "$d" "$ds" "$ds" /run/ds.sock 65536
 		note "after restore: xenchan-dm $dmpid, proxies $kids; 64 KiB each way on the socket channel"
 	else
 		fail "xl save/restore with xenchan-dm: $(tail -n 3 /tmp/xl-save.g5 /tmp/xl-restore.g5 | tr '\n' ' ')"
