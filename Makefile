@@ -73,7 +73,8 @@ VALGRIND = valgrind -q --error-exitcode=99 --leak-check=full --show-leak-kinds=d
 	--errors-for-leak-kinds=definite,indirect --track-fds=no
 check-valgrind: all $(B)/tests/test-units
 	XENCHAN_NO_SECCOMP=1 XENCHAN_BUILD=$(CURDIR)/$(B) XENCHAN_WRAPPER="$(VALGRIND)" $(PYTHON) -m pytest -q -n 2 \
-	  tests/test_proxy.py tests/test_hotplug.py tests/test_dm.py $(PYTEST_ARGS)
+	  tests/test_proxy.py tests/test_hotplug.py tests/test_restore.py tests/test_faults.py \
+	  tests/test_dm.py $(PYTEST_ARGS)
 
 demo: deps all
 	tests/demo.sh

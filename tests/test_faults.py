@@ -177,6 +177,8 @@ def test_reconnect_storm(host):
     print("reconnect storm: %d clients, %d bytes repeated" % (storm, repeated))
 
 
+@pytest.mark.skipif(bool(os.environ.get("XENCHAN_WRAPPER")),
+                    reason="under a wrapper (valgrind) the RSS is the wrapper's")
 @pytest.mark.timeout(120)
 def test_client_that_never_reads_and_memory_comes_back(host):
     d, n, g = setup_channel(host)

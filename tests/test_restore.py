@@ -64,6 +64,7 @@ def test_a_ring_left_at_initialising_is_never_taken(host):
     host.wait_xs(be(d, n) + "/state", "2")
     g = host.guest(d, n)                             # probes: a new ring, then 3
     connected(host, d, n)
+    host_wait_log(p, r"connected: ring-ref")    # logged after the state write
     log = p.log()
     assert "ring-ref 123456" not in log, log
     assert len(re.findall(r"connected: ring-ref", log)) == 1, log
