@@ -138,6 +138,18 @@ gwait() { # D SEQ SECS
 
 guest_log() { echo /var/log/xen/console/guest-$1.log; }
 
+# Wait until the backend serving Unix socket SOCK has accepted N clients that
+# it has not closed: its end of each connection bears SOCK's path in
+# /proc/net/unix, in state 03 once accepted (02 while still in the backlog).
+unix_wait() { # SOCK N SECS
+	i=0
+	while [ "$(awk -v p="$1" '$8 == p && $6 == "03"' /proc/net/unix | wc -l)" != "$2" ]; do
+		i=$((i + 1))
+		[ $i -gt $(($3 * 20)) ] && return 1
+		usleep 50000
+	done
+}
+
 # ---- proxies ------------------------------------------------------------------
 # Run xenchan-proxy ARGS in the background as TAG: its pid in /tmp/p.TAG.pid,
 # its log in /tmp/p.TAG.log, "STATUS UPTIME" in /tmp/p.TAG.exit when it ends.
@@ -355,7 +367,7 @@ s_restart() {
 		xtio unix /run/r.sock -o /tmp/c3 -t 60 2>/tmp/xtio.r3
 		echo $? > /tmp/xtio.r3.rc
 	) &
-	usleep 500000
+	unix_wait /run/r.sock 1 10 || fail "the proxy never accepted the client"
 	t=$(now)
 	timeout 60 xl shutdown g1 || fail "xl shutdown failed"
 	if xs_wait_gone /local/domain/$d 60; then
@@ -475,7 +487,7 @@ measure_backend() { # WHO D DEVID PID
 	# guest -> dom0, the client connected first
 	rm -f /tmp/qm.out /tmp/qm.rc
 	( xtio unix /run/q.sock -u 'ZZZZZZZ\n' -o /tmp/qm.out -t 120 2>/tmp/xtio.qm1; echo $? > /tmp/qm.rc ) &
-	usleep 500000
+	unix_wait /run/q.sock 1 10 || fail "$who never accepted the client"
 	t=$(now)
 	seq=$(gcmd "$d" "send $devid 1 $TP_BYTES 0 120")
 	i=0
@@ -497,8 +509,9 @@ measure_backend() { # WHO D DEVID PID
 	wait $cpid 2>/dev/null
 	echo "$GOUT" | grep -q "recv_sha $(sha_of /tmp/d2g.tp)" || fail "$who: dom0->guest SHA-256 differs"
 	rss=$(sed -n 's/^VmRSS:[^0-9]*\([0-9]*\).*/\1/p' /proc/$pid/status)
-	# no client: the guest writes more than the limit
-	usleep 300000
+	# no client (the backend has closed the last one): the guest writes
+	# more than the limit
+	unix_wait /run/q.sock 0 10 || fail "$who never closed its client"
 	t=$(now)
 	seq=$(gcmd "$d" "send $devid 1 $NC_BYTES 100000 150")
 	gwait "$d" "$seq" 170
@@ -506,14 +519,13 @@ measure_backend() { # WHO D DEVID PID
 	w=$(echo "$GOUT" | grep '^xtio:')
 	rss2=$(sed -n 's/^VmRSS:[^0-9]*\([0-9]*\).*/\1/p' /proc/$pid/status)
 	hwm=$(sed -n 's/^VmHWM:[^0-9]*\([0-9]*\).*/\1/p' /proc/$pid/status)
-	sleep 1
 	xtio unix /run/q.sock -o /tmp/qm.nc -t 4 2>/tmp/xtio.qm3
 	got=$(size_of /tmp/qm.nc)
 	chk=$(xtio check /tmp/qm.nc | cut -d: -f2)
 	# then the guest writes 64 KiB more, with a client connected
 	( xtio unix /run/q.sock -u 'ZZZZZZZ\n' -o /tmp/qm.poke -t 20 2>/tmp/xtio.qm4 ) &
 	cpid=$!
-	usleep 500000
+	unix_wait /run/q.sock 1 10 || fail "$who never accepted the poke client"
 	seq=$(gcmd "$d" "send $devid 1 65536 200000 20")
 	gwait "$d" "$seq" 30
 	i=0
@@ -727,7 +739,7 @@ s_throughput() {
 	# 1. guest -> dom0 with a client reading
 	( xtio unix /run/tp.sock -u 'ZZZZZZZ\n' -o /tmp/tp.out -t 120 2>/tmp/xtio.tp1 ) &
 	cpid=$!
-	usleep 500000
+	unix_wait /run/tp.sock 1 10 || fail "the proxy never accepted the client"
 	t=$(now)
 	seq=$(gcmd "$d" "send $devid 1 1048576 0 120")
 	wait $cpid
