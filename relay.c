@@ -1,0 +1,373 @@
+/*
+ * relay.c - the ring of one channel and the bytes through it (see relay.h):
+ * the transcript, mapping and releasing the ring, and the two pumps.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "relay.h"
+#include "systemd.h"
+
+/* A failed write of backend Connected is retried after 50 ms, doubling to 5 s:
+ * the frontend waits for it and writes nothing that would wake us. */
+#define RETRY_FIRST_MS    50
+#define RETRY_MAX_MS      5000
+
+/* ---- transcript ------------------------------------------------------------ */
+
+void transcript_open(struct proxy *p)
+{
+	if (p->opt.transcript == NULL)
+		return;
+	if (p->transcript_fd >= 0)
+		close(p->transcript_fd);
+	p->transcript_fd = open(p->opt.transcript, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+	if (p->transcript_fd < 0)
+		plog(p, XTL_ERROR, errno, "open %s", p->opt.transcript);
+}
+
+/* One record: "@SECONDS.MICROS DIR LEN\n" then LEN raw bytes and "\n". */
+static void transcript_add(struct proxy *p, const char *dir,
+			   const struct iovec *iov, int iovcnt, size_t n)
+{
+	struct iovec rec[4];
+	struct timespec ts;
+	char head[64];
+	int k = 0;
+
+	if (p->transcript_fd < 0 || n == 0)
+		return;
+	clock_gettime(CLOCK_REALTIME, &ts);
+	rec[k].iov_base = head;
+	rec[k++].iov_len = snprintf(head, sizeof(head), "@%lld.%06ld %s %zu\n",
+				    (long long)ts.tv_sec, ts.tv_nsec / 1000, dir, n);
+	for (int i = 0; i < iovcnt && n > 0; i++) {
+		rec[k] = iov[i];
+		if (rec[k].iov_len > n)
+			rec[k].iov_len = n;
+		n -= rec[k++].iov_len;
+	}
+	rec[k].iov_base = "\n";
+	rec[k++].iov_len = 1;
+	if (writev(p->transcript_fd, rec, k) < 0 && repeat_log(&p->rep_refuse))
+		plog(p, XTL_WARN, errno, "write %s", p->opt.transcript);
+}
+
+/* ---- the ring ---------------------------------------------------------------- */
+
+void ring_release(struct proxy *p)
+{
+	if (p->page == NULL)
+		return;
+	xenevtchn_unbind(p->evt, p->port);
+	xengnttab_unmap(p->gnt, p->page, 1);
+	p->page = NULL;
+	p->event_port = -1;
+	p->storm_masked = false;
+	p->storm_events = 0;
+	plog(p, XTL_INFO, -1, "ring released");
+}
+
+static void protocol_error(struct proxy *p, const char *what)
+{
+	if (repeat_log(&p->rep_refuse))
+		plog(p, XTL_ERROR, -1, "guest broke the ring protocol (%s): not serving "
+		     "this ring until the frontend reconnects (%lu refusals)", what,
+		     p->rep_refuse.n);
+	ring_release(p);
+	p->phase = PH_REFUSED;
+}
+
+void ring_attach(struct proxy *p)
+{
+	struct xs_ring_info ri;
+	struct iovec iov[2];
+	int cnt, port;
+	char msg[256];
+
+	if (xs_frontend_ring(p->xs, &p->ch, &ri, msg, sizeof(msg)) != XSR_OK) {
+		if (repeat_log(&p->rep_refuse))
+			plog(p, XTL_WARN, -1, "not connecting: %s", msg);
+		return;
+	}
+	p->page = xengnttab_map_grant_ref(p->gnt, p->ch.domid, ri.ring_ref,
+					  PROT_READ | PROT_WRITE);
+	if (p->page == NULL) {
+		if (repeat_log(&p->rep_refuse))
+			plog(p, XTL_ERROR, errno, "xengnttab_map_grant_ref ring-ref %u", ri.ring_ref);
+		return;
+	}
+	port = xenevtchn_bind_interdomain(p->evt, p->ch.domid, ri.port);
+	if (port < 0) {
+		if (repeat_log(&p->rep_refuse))
+			plog(p, XTL_ERROR, errno, "xenevtchn_bind_interdomain port %u", ri.port);
+		xengnttab_unmap(p->gnt, p->page, 1);
+		p->page = NULL;
+		return;
+	}
+	p->port = port;
+	ring_backend_init(p->page, &p->out, &p->in);
+	if (ring_readable(&p->out, iov, &cnt) < 0 || ring_writable(&p->in, iov, &cnt) < 0) {
+		protocol_error(p, "impossible indices at connect");
+		return;
+	}
+	ring_mark_connected(p->page);
+	if (xs_set_backend_state(p->xs, &p->ch, XB_CONNECTED) != XSR_OK) {
+		p->retry_ms = p->retry_ms ? p->retry_ms * 2 : RETRY_FIRST_MS;
+		if (p->retry_ms > RETRY_MAX_MS)
+			p->retry_ms = RETRY_MAX_MS;
+		p->retry_armed = true;
+		clock_gettime(CLOCK_MONOTONIC, &p->retry_start);
+		if (repeat_log(&p->rep_retry))
+			plog(p, XTL_ERROR, errno, "xs_write %s/state = Connected (retrying in %d ms; "
+			     "%lu failures)", p->ch.be, p->retry_ms, p->rep_retry.n);
+		ring_release(p);
+		return;
+	}
+	p->retry_ms = 0;
+	p->phase = PH_CONNECTED;
+	p->notify_due = true;   /* the guest may be waiting on a full ring */
+	if (!p->ready_sent) {
+		systemd_notify("READY=1\nSTATUS=connected");
+		p->ready_sent = true;
+	}
+	plog(p, XTL_INFO, -1, "connected: ring-ref %u, port %u (ours %d), %u bytes waiting",
+	     ri.ring_ref, ri.port, port, *p->out.prod - p->out.local);
+}
+
+/* ---- relaying ---------------------------------------------------------------- */
+
+static void iov_advance(struct iovec *iov, int *cnt, size_t n)
+{
+	while (*cnt > 0 && n >= iov[0].iov_len) {
+		n -= iov[0].iov_len;
+		iov[0] = iov[1];
+		(*cnt)--;
+	}
+	if (*cnt > 0) {
+		iov[0].iov_base = (char *)iov[0].iov_base + n;
+		iov[0].iov_len -= n;
+	}
+}
+
+bool client_writable(const struct proxy *p)
+{
+	return endpoint_has_client(&p->ep) && !p->client_wr_dead;
+}
+
+/* A write to the client failed for good: it is gone for writing. */
+static void client_write_failed(struct proxy *p, int err)
+{
+	if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR)
+		return;
+	plog(p, XTL_INFO, err, "client write");
+	p->client_wr_dead = true;
+}
+
+/*
+ * At-least-once across a client's death.  What write() handed the kernel for
+ * a client that dies without reading it is freed with its socket.  We keep a
+ * copy of the last bytes written (bounded by twice the socket's send buffer),
+ * trimmed to what SIOCOUTQ says is unread whenever it fills, and if the client
+ * dies with bytes unread (the kernel resets us) we give that copy to the next
+ * client, ahead of what is held.  SIOCOUTQ counts buffer overhead and is known
+ * only as of our last look, so the next client may see bytes twice, never a
+ * gap.  The look costs two syscalls per window-full, not per write.
+ */
+static void unread_look(struct proxy *p)
+{
+	size_t u;
+
+	if (endpoint_unread(&p->ep, &u) && u < p->unread.len)
+		held_drop(&p->unread, p->unread.len - u);
+}
+
+static void unread_add(struct proxy *p, const struct iovec *iov, int cnt, size_t n)
+{
+	if (!endpoint_is_socket(&p->ep))
+		return;
+	if (n > held_room(&p->unread))
+		unread_look(p);
+	if (n > held_room(&p->unread))   /* older bytes are surely read by now */
+		held_drop(&p->unread, n - held_room(&p->unread));
+	held_put(&p->unread, iov, cnt, n);
+}
+
+void unread_replay(struct proxy *p)
+{
+	struct held merged;
+	struct iovec iov[2];
+	int cnt;
+
+	if (!p->client_reset || p->unread.len == 0) {
+		held_free(&p->unread);
+		return;
+	}
+	held_init(&merged, p->unread.len + p->held.len);
+	held_peek(&p->unread, iov, &cnt);
+	held_put(&merged, iov, cnt, p->unread.len);
+	held_peek(&p->held, iov, &cnt);
+	held_put(&merged, iov, cnt, p->held.len);
+	plog(p, XTL_INFO, -1, "client left up to %zu bytes unread: the next client gets "
+	     "them again, ahead of %zu held", p->unread.len, p->held.len);
+	merged.bound = p->held.bound;   /* may hold more than the bound until drained */
+	held_free(&p->held);
+	held_free(&p->unread);
+	p->held = merged;
+}
+
+/* Deliver held bytes, oldest first. */
+void flush_held(struct proxy *p)
+{
+	struct iovec iov[2];
+	int cnt;
+	ssize_t w;
+
+	if (p->held.len == 0 || !client_writable(p))
+		return;
+	held_peek(&p->held, iov, &cnt);
+	w = writev(p->ep.wfd, iov, cnt);
+	if (w > 0) {
+		unread_add(p, iov, cnt, w);
+		held_drop(&p->held, w);
+	} else if (w < 0) {
+		client_write_failed(p, errno);
+	}
+}
+
+static void discard(struct proxy *p, size_t n, unsigned long long offset)
+{
+	p->discarded += n;
+	if (repeat_log(&p->rep_discard))
+		plog(p, XTL_WARN, -1, "discarded %zu bytes from the guest at stream offset %llu: "
+		     "client %s and %zu bytes already held (total discarded %llu)", n, offset,
+		     client_writable(p) ? "slow" : "absent", p->held.len, p->discarded);
+}
+
+/* Guest to client: straight from out[] when nothing is held and the client
+ * takes it; otherwise behind what is held; beyond the bound, discard or
+ * (keep) leave it in the ring for the guest to wait on. */
+void pump_out(struct proxy *p)
+{
+	struct iovec iov[2], rest[2];
+	ssize_t avail, w;
+	size_t taken = 0;
+	int cnt, rcnt;
+
+	if (p->page == NULL || (p->phase != PH_CONNECTED && p->phase != PH_CLOSING))
+		return;
+	avail = ring_readable(&p->out, iov, &cnt);
+	if (avail <= 0) {
+		if (avail < 0)
+			protocol_error(p, "out_prod runs more than out[] ahead of out_cons");
+		return;
+	}
+	if (p->held.len == 0 && client_writable(p)) {
+		w = writev(p->ep.wfd, iov, cnt);
+		if (w > 0) {
+			taken = w;
+			unread_add(p, iov, cnt, w);
+		} else {
+			client_write_failed(p, errno);
+		}
+	}
+	if (taken < (size_t)avail) {
+		memcpy(rest, iov, sizeof(rest));
+		rcnt = cnt;
+		iov_advance(rest, &rcnt, taken);
+		taken += held_put(&p->held, rest, rcnt, avail - taken);
+	}
+	if (taken < (size_t)avail && !p->opt.overflow_keep) {
+		discard(p, avail - taken, p->out_total + taken);
+		taken = avail;
+	} else if (taken < (size_t)avail && repeat_log(&p->rep_keep)) {
+		plog(p, XTL_WARN, -1, "buffer of %zu bytes full: the guest waits (overflow keep)",
+		     p->held.bound);
+	}
+	if (taken == 0)
+		return;
+	transcript_add(p, "out", iov, cnt, taken);
+	ring_consume(&p->out, taken);
+	p->out_total += taken;
+	p->notify_due = true;
+	if (p->opt.verbosity >= 2)
+		plog(p, XTL_DETAIL, -1, "guest>dom0 %zu bytes, to offset %llu (%zu held, %llu discarded)",
+		     taken, p->out_total, p->held.len, p->discarded);
+}
+
+static void put_saved_in(struct proxy *p, const struct iovec *iov, int cnt, size_t room)
+{
+	struct iovec saved[2];
+	int scnt;
+	char tmp[sizeof(((struct xencons_interface *)0)->in)];
+	size_t n = held_peek(&p->in_saved, saved, &scnt);
+
+	n = ring_iov_copy_out(saved, scnt, tmp, n < room ? n : room);
+	ring_iov_copy_in(iov, cnt, tmp, n);
+	ring_produce(&p->in, n);
+	held_drop(&p->in_saved, n);
+	p->notify_due = true;
+}
+
+/* Client to guest: straight into the free part of in[]; when in[] is full
+ * we simply do not read the client (backpressure). */
+void pump_in(struct proxy *p)
+{
+	struct iovec iov[2];
+	ssize_t room, r;
+	int cnt;
+
+	if (p->page == NULL || p->phase != PH_CONNECTED)
+		return;
+	room = ring_writable(&p->in, iov, &cnt);
+	p->in_full = room == 0;
+	if (room <= 0) {
+		if (room < 0)
+			protocol_error(p, "in_cons runs behind in_prod by more than in[]");
+		return;
+	}
+	if (p->in_saved.len > 0) {
+		put_saved_in(p, iov, cnt, room);
+		return;
+	}
+	if (!endpoint_has_client(&p->ep) || p->ep.read_eof)
+		return;
+	r = readv(p->ep.rfd, iov, cnt);
+	if (r > 0) {
+		transcript_add(p, "in", iov, cnt, r);
+		ring_produce(&p->in, r);
+		p->in_total += r;
+		p->notify_due = true;
+		if (p->opt.verbosity >= 2)
+			plog(p, XTL_DETAIL, -1, "dom0>guest %zd bytes, to offset %llu", r, p->in_total);
+	} else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
+		/* EOF (or a reset): everything the client sent is in the ring.
+		 * It may still read (a half-close). */
+		p->ep.read_eof = true;
+		p->client_reset |= r < 0 && errno == ECONNRESET;
+		plog(p, XTL_INFO, r == 0 ? -1 : errno, "client closed its sending side");
+	}
+}
+
+bool want_client_read(struct proxy *p)
+{
+	struct iovec iov[2];
+	int cnt;
+
+	return p->page != NULL && p->phase == PH_CONNECTED && endpoint_has_client(&p->ep)
+		&& !p->ep.read_eof && p->in_saved.len == 0
+		&& ring_writable(&p->in, iov, &cnt) != 0;   /* room, or a bad index to report */
+}
+
+void notify_guest(struct proxy *p)
+{
+	if (p->notify_due && p->page != NULL)
+		xenevtchn_notify(p->evt, p->port);
+	p->notify_due = false;
+}
