@@ -2,7 +2,7 @@
  * backend.h - the xenbus backend of one channel: watch the frontend's and our
  * own state in xenstore, attach the ring when the frontend offers it, drain
  * and release it when the frontend closes or goes, and end when the channel
- * or the domain is gone (docs/protocol.md).
+ * or the domain is gone (shared/docs/protocol.md).
  */
 #ifndef XENCHAN_BACKEND_H
 #define XENCHAN_BACKEND_H

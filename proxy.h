@@ -86,6 +86,8 @@ struct proxy {
 	unsigned long long in_total;     /* bytes put into in[] since start */
 	unsigned long long discarded;
 	struct repeat rep_discard, rep_refuse, rep_keep, rep_storm, rep_retry;
+	struct repeat rep_transcript, rep_connect;   /* a client's faults, not the guest's */
+	char toolstack_path[XS_PATH_MAX];  /* the endpoint the backend nodes name */
 	int event_port;                  /* delivered and still masked, or -1 */
 	struct timespec storm_start;     /* the current storm window */
 	unsigned storm_events;           /* notifications without progress in it */

@@ -55,7 +55,7 @@ static void transcript_add(struct proxy *p, const char *dir,
 	}
 	rec[k].iov_base = "\n";
 	rec[k++].iov_len = 1;
-	if (writev(p->transcript_fd, rec, k) < 0 && repeat_log(&p->rep_refuse))
+	if (writev(p->transcript_fd, rec, k) < 0 && repeat_log(&p->rep_transcript))
 		plog(p, XTL_WARN, errno, "write %s", p->opt.transcript);
 }
 

@@ -5,7 +5,7 @@
  * its xenbus backend, map the guest's console ring, bind its event channel,
  * and relay bytes between the ring and one dom0 endpoint (a Unix socket we
  * listen on or connect to, a pty, or stdio) until the domain dies.
- * Protocol: docs/protocol.md.  One poll loop; nothing wakes us but an event
+ * Protocol: shared/docs/protocol.md, with docs/protocol-notes.md.  One poll loop; nothing wakes us but an event
  * channel notification, the endpoint, xenstore watches and signals.
  *
  * This file: the options, setup, the loop and main.  relay.c serves the
@@ -591,7 +591,7 @@ static void new_client(struct proxy *p, bool ok)
 		held_init(&p->unread, 2 * p->ep.sndbuf);
 	if (ok)
 		plog(p, XTL_INFO, -1, "client connected (%zu bytes held for it)", p->held.len);
-	else if (p->ep.kind == EP_CONNECT && repeat_log(&p->rep_refuse))
+	else if (p->ep.kind == EP_CONNECT && repeat_log(&p->rep_connect))
 		plog(p, XTL_INFO, -1, "%s; retrying in %d ms", p->ep.err, p->ep.retry_ms);
 }
 
@@ -687,11 +687,10 @@ static int enter_sandbox(struct proxy *p)
 
 static int proxy_setup(struct proxy *p)
 {
-	static char toolstack_path[XS_PATH_MAX];
 	int r;
 
 	if ((r = open_signals(p)) || (r = open_xen(p)) || (r = find_channel(p))
-	    || (r = choose_endpoint(p, toolstack_path, sizeof(toolstack_path))))
+	    || (r = choose_endpoint(p, p->toolstack_path, sizeof(p->toolstack_path))))
 		return r;
 	transcript_open(p);
 	/* The endpoint first: a channel we create is never left without one. */
