@@ -1,0 +1,296 @@
+/*
+ * dm-args.c - the argv libxl builds for QEMU: what we can stand in for,
+ * and a refusal, by name, of what only QEMU can do.
+ */
+#include <limits.h>
+#include <stdbool.h>
+#include <string.h>
+#include <sysexits.h>
+
+#include "dm.h"
+
+/* Split a QEMU option string ("socket,id=x,path=/a,,b,server=on") into its
+ * parts in buf, as QEMU reads it: ",," is a comma inside a value.  Returns
+ * the number of parts, or -1 if there are too many or buf is too small. */
+static int opts_split(const char *s, char *buf, size_t buflen, char **part, int max)
+{
+	size_t o = 0;
+	int n = 0;
+
+	part[n++] = buf;
+	for (; *s; s++) {
+		if (o + 2 > buflen)
+			return -1;
+		if (*s == ',' && s[1] == ',') {
+			buf[o++] = ',';
+			s++;
+		} else if (*s == ',') {
+			buf[o++] = '\0';
+			if (n == max)
+				return -1;
+			part[n++] = buf + o;
+		} else {
+			buf[o++] = *s;
+		}
+	}
+	buf[o] = '\0';
+	return n;
+}
+
+/* QEMU's spellings of a boolean option value. */
+static int opt_bool(const char *v)
+{
+	if (!v || !strcmp(v, "on") || !strcmp(v, "yes") || !strcmp(v, "true"))
+		return 1;
+	if (!strcmp(v, "off") || !strcmp(v, "no") || !strcmp(v, "false"))
+		return 0;
+	return -1;
+}
+
+bool parse_uint(const char *s, unsigned long max, unsigned long *out)
+{
+	unsigned long v = 0;
+
+	if (!*s || (s[0] == '0' && s[1]))
+		return false;
+	for (; *s; s++) {
+		if (*s < '0' || *s > '9' || v > (max - (unsigned long)(*s - '0')) / 10)
+			return false;
+		v = v * 10 + (unsigned long)(*s - '0');
+	}
+	*out = v;
+	return true;
+}
+
+/* A libxl-channelN id: N is the channel's console device number. */
+bool channel_devid(const char *id, unsigned *devid)
+{
+	unsigned long n;
+
+	if (strncmp(id, "libxl-channel", 13) || !parse_uint(id + 13, 0xffff, &n))
+		return false;
+	*devid = (unsigned)n;
+	return true;
+}
+
+
+static int parse_chardev(struct dm *dm, const char *spec)
+{
+	struct config *c = &dm->cfg;
+	char buf[512], *part[16];
+	int n = opts_split(spec, buf, sizeof(buf), part, 16);
+	struct chardev *cd;
+	bool have_path = false;
+	int server = 0, wait = 1;
+
+	if (n < 0 || c->n_chardev == MAX_CHARDEVS)
+		return refuse(dm, EX_USAGE, "-chardev %s: too long or too many", spec);
+	cd = &c->chardev[c->n_chardev];
+	memset(cd, 0, sizeof(*cd));
+	if (strcmp(part[0], "pty") && strcmp(part[0], "socket"))
+		return refuse(dm, EX_CONFIG, "-chardev %s: a %s character device", spec, part[0]);
+	cd->pty = !strcmp(part[0], "pty");
+	for (int i = 1; i < n; i++) {
+		char *k = part[i], *v = strchr(k, '=');
+
+		if (v)
+			*v++ = '\0';
+		if (!strcmp(k, "id") && v && strlen(v) < sizeof(cd->id))
+			strcpy(cd->id, v);
+		else if (!cd->pty && !strcmp(k, "path") && v && strlen(v) >= sizeof(cd->path))
+			return refuse(dm, EX_USAGE, "-chardev %s: path too long for a Unix socket", spec);
+		else if (!cd->pty && !strcmp(k, "path") && v && *v)
+			have_path = (strcpy(cd->path, v), true);
+		else if (!cd->pty && !strcmp(k, "server") && (server = opt_bool(v)) >= 0)
+			;
+		else if (!cd->pty && !strcmp(k, "wait") && (wait = opt_bool(v)) >= 0)
+			;
+		else if (!cd->pty && !strcmp(k, "fd"))
+			return refuse(dm, EX_CONFIG, "-chardev %s: a QMP socket passed as a file "
+				      "descriptor (dm_restrict=1)", spec);
+		else
+			return refuse(dm, EX_USAGE, "-chardev %s: option %s%s%s is not one libxl "
+				      "gives a channel or monitor", spec, k, v ? "=" : "", v ? v : "");
+	}
+	if (!cd->id[0] || (!cd->pty && (!have_path || server != 1 || wait != 0)))
+		return refuse(dm, EX_USAGE, "-chardev %s: expected pty,id=ID or "
+			      "socket,id=ID,path=PATH,server=on,wait=off", spec);
+	for (unsigned i = 0; i < c->n_chardev; i++)
+		if (!strcmp(c->chardev[i].id, cd->id))
+			return refuse(dm, EX_USAGE, "-chardev %s: id %s given twice", spec, cd->id);
+	c->n_chardev++;
+	return 0;
+}
+
+static int parse_mon(struct dm *dm, const char *spec)
+{
+	struct config *c = &dm->cfg;
+	char buf[256], *part[4];
+	int n = opts_split(spec, buf, sizeof(buf), part, 4);
+	const char *id = NULL;
+	bool control = false;
+
+	for (int i = 0; i < n; i++) {
+		if (!strncmp(part[i], "chardev=", 8))
+			id = part[i] + 8;
+		else if (!strcmp(part[i], "mode=control"))
+			control = true;
+		else
+			return refuse(dm, EX_USAGE, "-mon %s: %s is not supported", spec, part[i]);
+	}
+	if (!id || !control || strlen(id) >= ID_MAX || c->n_mon == MAX_MONITORS)
+		return refuse(dm, EX_USAGE, "-mon %s: expected chardev=ID,mode=control", spec);
+	strcpy(c->mon[c->n_mon++], id);
+	return 0;
+}
+
+enum opt_kind {
+	O_DOMID, O_IGNORE, O_CHARDEV, O_MON, O_NAME, O_ATTACH, O_NONE_ONLY, O_MACHINE,
+	O_MEM, O_REFUSE,
+};
+
+/* Everything libxl 4.17 may put on a local device model's command line for
+ * a PV or PVH guest (libxl__build_device_model_args_new), and, to refuse
+ * them by name, what it adds for devices only QEMU emulates. */
+static const struct dm_option {
+	const char *name;
+	bool has_arg;
+	enum opt_kind kind;
+	const char *needs;               /* O_REFUSE: what it asks of QEMU */
+} dm_options[] = {
+	{ "-xen-domid", true, O_DOMID, NULL },
+	{ "-chardev", true, O_CHARDEV, NULL },
+	{ "-mon", true, O_MON, NULL },
+	{ "-name", true, O_NAME, NULL },
+	{ "-xen-attach", false, O_ATTACH, NULL },
+	{ "-machine", true, O_MACHINE, NULL },
+	{ "-M", true, O_MACHINE, NULL },
+	{ "-m", true, O_MEM, NULL },
+	{ "-vnc", true, O_NONE_ONLY, "a VNC display (vfb= with vnc=1)" },
+	{ "-display", true, O_NONE_ONLY, "an SDL display (vfb= with sdl=1)" },
+	{ "-no-shutdown", false, O_IGNORE, NULL },
+	{ "-nodefaults", false, O_IGNORE, NULL },
+	{ "-no-user-config", false, O_IGNORE, NULL },
+	{ "-nographic", false, O_IGNORE, NULL },
+	{ "-k", true, O_REFUSE, "a framebuffer's keyboard map (vfb= with keymap=)" },
+	{ "-S", false, O_REFUSE, "a device model started paused (dm_restrict=1)" },
+	{ "-xen-domid-restrict", false, O_REFUSE, "a restricted device model (dm_restrict=1)" },
+	{ "-chroot", true, O_REFUSE, "a chrooted device model (dm_restrict=1)" },
+	{ "-runas", true, O_REFUSE, "a device model run as another user (device_model_user=)" },
+	{ "-incoming", true, O_REFUSE, "restoring a device model's saved state" },
+	{ "-drive", true, O_REFUSE, "an emulated disk" },
+	{ "-hda", true, O_REFUSE, "an emulated disk" },
+	{ "-hdb", true, O_REFUSE, "an emulated disk" },
+	{ "-hdc", true, O_REFUSE, "an emulated disk" },
+	{ "-hdd", true, O_REFUSE, "an emulated disk" },
+	{ "-cdrom", true, O_REFUSE, "an emulated CD-ROM" },
+	{ "-device", true, O_REFUSE, "an emulated device" },
+	{ "-net", true, O_REFUSE, "an emulated network card" },
+	{ "-netdev", true, O_REFUSE, "an emulated network card" },
+	{ "-serial", true, O_REFUSE, "an emulated serial port" },
+	{ "-vga", true, O_REFUSE, "emulated graphics" },
+	{ "-spice", true, O_REFUSE, "a SPICE display" },
+	{ "-usb", false, O_REFUSE, "emulated USB" },
+	{ "-usbdevice", true, O_REFUSE, "emulated USB" },
+	{ "-kernel", true, O_REFUSE, "an HVM direct kernel boot" },
+	{ "-boot", true, O_REFUSE, "an HVM boot order" },
+	{ "-smp", true, O_REFUSE, "emulated vCPUs (an HVM guest)" },
+	{ "-acpitable", true, O_REFUSE, "emulated ACPI (an HVM guest)" },
+};
+
+static int parse_option(struct dm *dm, const struct dm_option *o, const char *arg)
+{
+	struct config *c = &dm->cfg;
+	unsigned long v;
+
+	switch (o->kind) {
+	case O_DOMID:
+		if (c->have_domid || !parse_uint(arg, DOMID_MAX, &v) || v == 0)
+			return refuse(dm, EX_USAGE, "-xen-domid %s: not a guest's domid, or given twice", arg);
+		c->domid = (unsigned)v;
+		c->have_domid = true;
+		return 0;
+	case O_CHARDEV: return parse_chardev(dm, arg);
+	case O_MON: return parse_mon(dm, arg);
+	case O_NAME: c->name = arg; return 0;
+	case O_ATTACH: c->xen_attach = true; return 0;
+	case O_IGNORE: return 0;
+	case O_MEM:
+		return parse_uint(arg, ULONG_MAX, &v) ? 0
+			: refuse(dm, EX_USAGE, "-m %s: not a size in MiB", arg);
+	case O_NONE_ONLY:
+		return !strcmp(arg, "none") ? 0
+			: refuse(dm, EX_CONFIG, "%s %s: %s", o->name, arg, o->needs);
+	case O_MACHINE:
+		if (strcmp(arg, "xenpv"))
+			return refuse(dm, EX_CONFIG, "%s %s: an emulated machine (an HVM guest)",
+				      o->name, arg);
+		c->xenpv = true;
+		return 0;
+	case O_REFUSE:
+		return refuse(dm, EX_CONFIG, "%s%s%s: %s", o->name, arg ? " " : "", arg ? arg : "",
+			      o->needs);
+	}
+	return EX_SOFTWARE;
+}
+
+/* The chardevs make sense together: libxl-cmd is a QMP monitor, every
+ * monitor is a socket, and everything else is a libxl-channelN. */
+static int check_chardevs(struct dm *dm)
+{
+	struct config *c = &dm->cfg;
+	unsigned devid, n_channels = 0;
+
+	for (unsigned m = 0; m < c->n_mon; m++) {
+		unsigned i;
+
+		for (i = 0; i < c->n_chardev && strcmp(c->chardev[i].id, c->mon[m]); i++)
+			;
+		if (i == c->n_chardev || c->chardev[i].pty || c->chardev[i].monitor)
+			return refuse(dm, EX_USAGE, "-mon chardev=%s: no such socket -chardev, "
+				      "or named twice", c->mon[m]);
+		c->chardev[i].monitor = true;
+	}
+	for (unsigned i = 0; i < c->n_chardev; i++) {
+		const struct chardev *cd = &c->chardev[i];
+
+		if (!strcmp(cd->id, "libxl-cmd") && !cd->monitor)
+			return refuse(dm, EX_USAGE, "-chardev libxl-cmd is not a QMP monitor (-mon)");
+		if (cd->monitor)
+			continue;
+		if (!channel_devid(cd->id, &devid))
+			return refuse(dm, EX_USAGE, "-chardev id=%s: neither a QMP monitor nor a "
+				      "libxl-channelN", cd->id);
+		if (++n_channels > MAX_CHANNELS)
+			return refuse(dm, EX_USAGE, "more than %d channels", MAX_CHANNELS);
+	}
+	return 0;
+}
+
+int parse_argv(struct dm *dm, int argc, char **argv)
+{
+	struct config *c = &dm->cfg;
+	int r;
+
+	for (int i = 1; i < argc; i++) {
+		const struct dm_option *o = NULL;
+
+		for (size_t k = 0; k < sizeof(dm_options) / sizeof(dm_options[0]); k++)
+			if (!strcmp(argv[i], dm_options[k].name))
+				o = &dm_options[k];
+		if (!o)
+			return refuse(dm, EX_USAGE, "%s %s: not an argument libxl gives the device "
+				      "model of a PV or PVH guest (see xenchan-dm(8))",
+				      argv[i][0] == '-' ? "unknown option" : "unexpected operand", argv[i]);
+		if (o->has_arg && i + 1 == argc)
+			return refuse(dm, EX_USAGE, "%s needs an argument", o->name);
+		if ((r = parse_option(dm, o, o->has_arg ? argv[++i] : NULL)))
+			return r;
+	}
+	if (!c->have_domid)
+		return refuse(dm, EX_USAGE, "no -xen-domid: run by libxl as a device model "
+			      "(see xenchan-dm(8))");
+	if (!c->xenpv || !c->xen_attach)
+		return refuse(dm, EX_CONFIG, "no -machine xenpv and -xen-attach: an HVM guest");
+	return check_chardevs(dm);
+}

@@ -1,0 +1,265 @@
+/*
+ * dm-monitor.c - the QMP monitors: the listening sockets libxl names with
+ * -mon, their clients, and the bytes to and from them.  What the bytes say
+ * is dm-qmp.c's.
+ */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <sysexits.h>
+#include <unistd.h>
+#include <yajl/yajl_parse.h>
+
+#include "dm.h"
+
+/* ---- QMP: a client's replies, queued until its socket takes them ----------- */
+
+void client_drop(struct qmp_client *c)
+{
+	c->closing = true;
+	c->out_len = 0;
+}
+
+void out_append(struct qmp_client *c, const void *p, size_t len)
+{
+	char *grown;
+	size_t cap;
+
+	if (c->out_len + len > QMP_OUT_MAX) {
+		dm_log(c->dm, XTL_WARN, -1, "QMP %s: a client that leaves %zu bytes of replies "
+		       "unread: dropping it", c->dm->mon[0].cd->id, c->out_len);
+		client_drop(c);
+		return;
+	}
+	if (c->out_len + len > c->out_cap) {
+		for (cap = c->out_cap ? c->out_cap : 4096; cap < c->out_len + len; cap *= 2)
+			;
+		if (!(grown = realloc(c->out, cap))) {
+			client_drop(c);
+			return;
+		}
+		c->out = grown;
+		c->out_cap = cap;
+	}
+	memcpy(c->out + c->out_len, p, len);
+	c->out_len += len;
+}
+
+static void client_flush(struct qmp_client *c)
+{
+	while (c->out_len) {
+		ssize_t n = send(c->fd, c->out, c->out_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return;
+		if (n < 0) {
+			client_drop(c);
+			break;
+		}
+		memmove(c->out, c->out + n, c->out_len - (size_t)n);
+		c->out_len -= (size_t)n;
+	}
+	free(c->out);
+	c->out = NULL;
+	c->out_cap = 0;
+}
+
+/* ---- QMP: sockets ------------------------------------------------------------------ */
+
+/* Is something accepting connections at path?  Then it is not ours to take. */
+static bool socket_live(const char *path)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	bool live;
+
+	if (fd < 0)
+		return false;
+	strcpy(sa.sun_path, path);
+	live = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
+	close(fd);
+	return live;
+}
+
+int monitor_open(struct dm *dm, struct monitor *mon)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	const char *path = mon->cd->path;
+	struct stat st;
+	mode_t old;
+	int r;
+
+	mon->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (mon->fd < 0)
+		return dm_log(dm, XTL_ERROR, errno, "QMP %s: socket", mon->cd->id), EX_OSERR;
+	strcpy(sa.sun_path, path);
+	/* libxl unlinks these sockets when it destroys the domain; one left by
+	 * a crash is stale.  A live one belongs to another device model. */
+	if (lstat(path, &st) == 0) {
+		if (!S_ISSOCK(st.st_mode) || socket_live(path))
+			return refuse(dm, EX_CANTCREAT, "QMP %s: %s is in the way (%s)", mon->cd->id,
+				      path, S_ISSOCK(st.st_mode) ? "another device model listens there"
+				      : "not a socket");
+		unlink(path);
+	}
+	old = umask(0177);              /* only root talks QMP, as with QEMU */
+	r = bind(mon->fd, (struct sockaddr *)&sa, sizeof(sa));
+	umask(old);
+	if (r < 0 || listen(mon->fd, 8) < 0 || stat(path, &st) < 0)
+		return dm_log(dm, XTL_ERROR, errno, "QMP %s: bind/listen %s", mon->cd->id, path),
+			EX_CANTCREAT;
+	mon->dev = st.st_dev;
+	mon->ino = st.st_ino;
+	return 0;
+}
+
+static void client_close(struct qmp_client *c)
+{
+	close(c->fd);
+	c->fd = -1;
+	yajl_free(c->y);
+	c->y = NULL;
+	free(c->out);
+	c->out = NULL;
+	c->out_len = c->out_cap = 0;
+}
+
+static void monitor_accept(struct dm *dm, struct monitor *mon)
+{
+	struct qmp_client *c = NULL;
+	int fd;
+
+	for (unsigned i = 0; i < CLIENTS_PER_MON && !c; i++)
+		if (mon->client[i].fd < 0)
+			c = &mon->client[i];
+	if (!c)
+		return;
+	fd = accept4(mon->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	if (fd < 0) {
+		if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
+			dm_log(dm, XTL_WARN, errno, "QMP %s: accept", mon->cd->id);
+		return;
+	}
+	memset(c, 0, sizeof(*c));
+	c->dm = dm;
+	c->fd = fd;
+	if (!(c->y = yajl_alloc(&qmp_callbacks, NULL, c))) {
+		close(fd);
+		c->fd = -1;
+		return;
+	}
+	yajl_config(c->y, yajl_allow_multiple_values, 1);
+	greeting(c);
+	client_flush(c);
+}
+
+static void client_read(struct qmp_client *c)
+{
+	unsigned char buf[4096], *err;
+	ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
+	yajl_status st;
+
+	if (n < 0 && (errno == EAGAIN || errno == EINTR))
+		return;
+	if (n <= 0) {
+		/* libxl hangs up after its reply; so does libxenstat. */
+		client_flush(c);
+		client_drop(c);
+		return;
+	}
+	c->in_bytes += (size_t)n;
+	if (c->in_bytes > QMP_IN_MAX) {
+		qmp_fail(c, "QMP input too long");
+		return;
+	}
+	st = yajl_parse(c->y, buf, (size_t)n);
+	if (st == yajl_status_error) {
+		char why[200];
+
+		err = yajl_get_error(c->y, 0, buf, (size_t)n);
+		snprintf(why, sizeof(why), "JSON parse error, %s", err ? (char *)err : "?");
+		why[strcspn(why, "\r\n")] = '\0';
+		yajl_free_error(c->y, err);
+		qmp_fail(c, why);
+	}
+}
+
+void monitor_close(struct monitor *mon)
+{
+	struct stat st;
+
+	for (unsigned i = 0; i < CLIENTS_PER_MON; i++)
+		if (mon->client[i].fd >= 0) {
+			client_flush(&mon->client[i]);
+			client_close(&mon->client[i]);
+		}
+	if (mon->fd < 0)
+		return;
+	close(mon->fd);
+	mon->fd = -1;
+	/* libxl removes it on destroy; if not, remove it, but never a
+	 * successor's. */
+	if (stat(mon->cd->path, &st) == 0 && st.st_dev == mon->dev && st.st_ino == mon->ino)
+		unlink(mon->cd->path);
+}
+
+/* ---- QMP: polling ------------------------------------------------------------------ */
+
+/* The monitors' pollfds, from pfd[0]; returns how many. */
+unsigned qmp_poll_set(struct dm *dm, struct pollfd *pfd, struct poll_who *who)
+{
+	unsigned n = 0;
+
+	for (unsigned m = 0; m < dm->n_mon; m++) {
+		struct monitor *mon = &dm->mon[m];
+		bool full = true;
+
+		for (unsigned i = 0; i < CLIENTS_PER_MON; i++)
+			full &= mon->client[i].fd >= 0;
+		/* At capacity, later clients wait in the listen backlog. */
+		if (!full) {
+			who[n] = (struct poll_who){ .mon = mon };
+			pfd[n++] = (struct pollfd){ .fd = mon->fd, .events = POLLIN };
+		}
+		for (unsigned i = 0; i < CLIENTS_PER_MON; i++) {
+			struct qmp_client *c = &mon->client[i];
+
+			if (c->fd < 0)
+				continue;
+			who[n] = (struct poll_who){ .mon = mon, .client = c };
+			pfd[n++] = (struct pollfd){ .fd = c->fd,
+				.events = (short)((c->closing ? 0 : POLLIN) | (c->out_len ? POLLOUT : 0)) };
+		}
+	}
+	return n;
+}
+
+void on_qmp(struct dm *dm, const struct pollfd *pfd, const struct poll_who *who,
+	    unsigned n)
+{
+	for (unsigned k = 0; k < n; k++) {
+		struct qmp_client *c = who[k].client;
+
+		if (!c) {
+			if (pfd[k].revents)
+				monitor_accept(dm, who[k].mon);
+			continue;
+		}
+		/* A listener earlier in this pass may not reuse a slot polled
+		 * here (only free slots are filled), but check the fd anyway. */
+		if (c->fd != pfd[k].fd)
+			continue;
+		if (!c->closing && pfd[k].revents & (POLLIN | POLLHUP | POLLERR))
+			client_read(c);
+		if (c->out_len)
+			client_flush(c);
+		if (c->closing && !c->out_len)
+			client_close(c);
+	}
+}

@@ -1,0 +1,214 @@
+/*
+ * dm-proxies.c - one xenchan-proxy per channel: started, restarted a bounded
+ * number of times when it fails, reaped, and signalled at the end.
+ */
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+#include <sysexits.h>
+#include <unistd.h>
+
+#include "dm.h"
+
+/* The proxy to run; empty: xenchan-proxy next to our own executable. */
+#ifndef XENCHAN_PROXY_PATH
+#define XENCHAN_PROXY_PATH ""
+#endif
+
+extern char **environ;
+
+/* A proxy that fails is restarted at once, then after 250 ms, 500 ms, 1 s
+ * and 2 s; a sixth failure within a minute leaves its channel unserved
+ * (logged) rather than spinning on a fault a restart cannot fix. */
+#define RESTART_BURST     5
+#define RESTART_WINDOW_MS 60000
+#define RESTART_DELAY_MS  250
+
+/* The proxy: $XENCHAN_PROXY, else the path built in, else xenchan-proxy
+ * beside us; and extra options for it from $XENCHAN_PROXY_OPTS (for tests
+ * and wrappers: --no-seccomp under a sanitizer, -v). */
+void find_proxy(struct dm *dm)
+{
+	const char *env = getenv("XENCHAN_PROXY");
+	const char *opts = getenv("XENCHAN_PROXY_OPTS");
+	char *save = NULL, *w, *slash;
+	ssize_t n;
+
+	dm->proxy_opts_buf = opts ? strdup(opts) : NULL;
+	w = dm->proxy_opts_buf ? strtok_r(dm->proxy_opts_buf, " \t", &save) : NULL;
+	for (; w && dm->n_proxy_opts < MAX_PROXY_OPTS; w = strtok_r(NULL, " \t", &save))
+		dm->proxy_opts[dm->n_proxy_opts++] = w;
+
+	if (env && *env) {
+		snprintf(dm->proxy, sizeof(dm->proxy), "%s", env);
+		return;
+	}
+	if (XENCHAN_PROXY_PATH[0]) {
+		snprintf(dm->proxy, sizeof(dm->proxy), "%s", XENCHAN_PROXY_PATH);
+		return;
+	}
+	n = readlink("/proc/self/exe", dm->proxy, sizeof(dm->proxy) - 16);
+	if (n <= 0 || !(slash = memrchr(dm->proxy, '/', (size_t)n))) {
+		strcpy(dm->proxy, "xenchan-proxy");
+		return;
+	}
+	strcpy(slash + 1, "xenchan-proxy");
+}
+
+pid_t spawn_proxy(struct dm *dm, struct channel *ch)
+{
+	char domid[16], devid[16], *argv[MAX_PROXY_OPTS + 8];
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	sigset_t none, reset;
+	pid_t pid = 0;
+	unsigned n = 0;
+	int r;
+
+	snprintf(domid, sizeof(domid), "%u", dm->cfg.domid);
+	snprintf(devid, sizeof(devid), "%u", ch->devid);
+	argv[n++] = dm->proxy;
+	for (unsigned i = 0; i < dm->n_proxy_opts; i++)
+		argv[n++] = dm->proxy_opts[i];
+	argv[n++] = ch->cd->pty ? "--pty" : "--listen";
+	if (!ch->cd->pty)
+		argv[n++] = (char *)ch->cd->path;
+	argv[n++] = "--";
+	argv[n++] = domid;
+	argv[n++] = devid;
+	argv[n] = NULL;
+
+	/* The child starts with no blocked signals and default dispositions,
+	 * and with none of our descriptors but stdio (the log). */
+	sigemptyset(&none);
+	sigfillset(&reset);
+	posix_spawnattr_init(&at);
+	posix_spawnattr_setsigmask(&at, &none);
+	posix_spawnattr_setsigdefault(&at, &reset);
+	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+	posix_spawn_file_actions_init(&fa);
+	posix_spawn_file_actions_addclosefrom_np(&fa, 3);
+	r = posix_spawn(&pid, dm->proxy, &fa, &at, argv, environ);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&at);
+	if (r) {
+		dm_log(dm, XTL_ERROR, r, "%s: posix_spawn %s", ch->cd->id, dm->proxy);
+		return -1;
+	}
+	ch->pid = pid;
+	ch->ready = false;
+	dm_log(dm, XTL_INFO, -1, "%s: started xenchan-proxy pid %d for channel %s (device %u) "
+	       "on %s%s", ch->cd->id, (int)pid, ch->name, ch->devid,
+	       ch->cd->pty ? "a pty" : "socket ", ch->cd->pty ? "" : ch->cd->path);
+	return pid;
+}
+
+static void describe_status(int status, char *buf, size_t len)
+{
+	if (WIFEXITED(status))
+		snprintf(buf, len, "exited with status %d", WEXITSTATUS(status));
+	else if (WIFSIGNALED(status))
+		snprintf(buf, len, "was killed by signal %d (%s)", WTERMSIG(status),
+			 strsignal(WTERMSIG(status)));
+	else
+		snprintf(buf, len, "ended (wait status %#x)", (unsigned)status);
+}
+
+static void schedule_restart(struct dm *dm, struct channel *ch, const char *how)
+{
+	int64_t now = now_ms();
+
+	if (ch->restarts == 0 || now - ch->window_start > RESTART_WINDOW_MS) {
+		ch->window_start = now;
+		ch->restarts = 0;
+	}
+	if (ch->restarts == RESTART_BURST) {
+		ch->given_up = true;
+		dm_log(dm, XTL_ERROR, -1, "%s: the proxy for channel %s %s, its %dth failure "
+		       "within %d s: not restarting it; the channel stays unserved", ch->cd->id,
+		       ch->name, how, RESTART_BURST + 1, RESTART_WINDOW_MS / 1000);
+		return;
+	}
+	ch->restart_at = now + (ch->restarts ? (int64_t)RESTART_DELAY_MS << (ch->restarts - 1) : 0);
+	ch->restarts++;
+	dm_log(dm, XTL_WARN, -1, "%s: the proxy for channel %s %s; restarting it "
+	       "(restart %u of at most %d within %d s)", ch->cd->id, ch->name, how,
+	       ch->restarts, RESTART_BURST, RESTART_WINDOW_MS / 1000);
+}
+
+static void proxy_exited(struct dm *dm, struct channel *ch, int status)
+{
+	char how[96];
+
+	describe_status(status, how, sizeof(how));
+	ch->pid = 0;
+	ch->ready = false;
+	if (dm->phase == DM_STOPPING) {
+		dm_log(dm, XTL_INFO, -1, "%s: the proxy for channel %s %s", ch->cd->id,
+		       ch->name, how);
+		return;
+	}
+	if (WIFEXITED(status) && WEXITSTATUS(status) == 0) {
+		/* The proxy's own verdict: the channel or the domain is gone. */
+		ch->ended = true;
+		dm_log(dm, XTL_INFO, -1, "%s: the proxy for channel %s exited: its channel "
+		       "or domain is gone", ch->cd->id, ch->name);
+		return;
+	}
+	if (dm->phase == DM_STARTING) {
+		dm_log(dm, XTL_ERROR, -1, "%s: the proxy for channel %s %s before it was "
+		       "ready; giving up the start", ch->cd->id, ch->name, how);
+		begin_stopping(dm, WIFEXITED(status) ? WEXITSTATUS(status) : EX_SOFTWARE);
+		return;
+	}
+	if (dm->phase != DM_RUNNING) {
+		dm_log(dm, XTL_INFO, -1, "%s: the proxy for channel %s %s", ch->cd->id,
+		       ch->name, how);
+		return;
+	}
+	schedule_restart(dm, ch, how);
+}
+
+void reap_children(struct dm *dm)
+{
+	int status;
+	pid_t pid;
+
+	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
+		for (unsigned i = 0; i < dm->n_ch; i++)
+			if (dm->ch[i].pid == pid)
+				proxy_exited(dm, &dm->ch[i], status);
+}
+
+unsigned children_alive(const struct dm *dm)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < dm->n_ch; i++)
+		n += dm->ch[i].pid != 0;
+	return n;
+}
+
+void signal_children(struct dm *dm, int sig)
+{
+	for (unsigned i = 0; i < dm->n_ch; i++)
+		if (dm->ch[i].pid)
+			kill(dm->ch[i].pid, sig);
+}
+
+/* A pending restart is due: only while the domain and the channel live. */
+void restart_due(struct dm *dm, struct channel *ch)
+{
+	ch->restart_at = 0;
+	if (!channel_present(dm, ch)) {
+		ch->ended = true;
+		dm_log(dm, XTL_INFO, -1, "%s: channel %s is gone: not restarting its proxy",
+		       ch->cd->id, ch->name);
+		return;
+	}
+	if (spawn_proxy(dm, ch) < 0)
+		schedule_restart(dm, ch, "could not be started");
+}

@@ -1,0 +1,180 @@
+/*
+ * dm-xs.c - xenchan-dm and xenstore: the domain's and its channels' nodes,
+ * the watches, and the device-model state libxl waits for.
+ */
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sysexits.h>
+#include <xenstore.h>
+
+#include "dm.h"
+
+/* ---- xenstore ------------------------------------------------------------------ */
+/* Every path xenchan-dm touches is built here. */
+
+static void path_fe(char *p, size_t n, unsigned domid, unsigned devid)
+{
+	snprintf(p, n, "/local/domain/%u/device/console/%u", domid, devid);
+}
+
+static void path_be(char *p, size_t n, unsigned domid, unsigned devid)
+{
+	snprintf(p, n, "/local/domain/%u/backend/console/%u/%u", BACKEND_DOMID, domid, devid);
+}
+
+/* libxl's DEVICE_MODEL_XS_PATH: where QEMU says "running" and lists the
+ * backends it serves. */
+void path_dm(char *p, size_t n, unsigned domid, const char *leaf)
+{
+	snprintf(p, n, "/local/domain/%u/device-model/%u%s%s", BACKEND_DOMID, domid,
+		 leaf ? "/" : "", leaf ? leaf : "");
+}
+
+/* Read dir/leaf into buf (bounded); false if absent or too long. */
+bool xs_read_leaf(struct xs_handle *xs, const char *dir, const char *leaf,
+		  char *buf, size_t buflen)
+{
+	char path[XSP_MAX];
+	unsigned len;
+	char *v;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, leaf);
+	v = xs_read(xs, XBT_NULL, path, &len);
+	if (!v)
+		return false;
+	if (len >= buflen || memchr(v, '\0', len)) {
+		free(v);
+		return false;
+	}
+	memcpy(buf, v, len);
+	buf[len] = '\0';
+	free(v);
+	return true;
+}
+
+/* Backends of this domain that only QEMU serves (libxl's dm_needed: a
+ * qdisk disk, vfb, a QEMU vkb, 9pfs, a qusb controller).  libxl writes
+ * them before it starts the device model. */
+static const struct { const char *kind, *what; } qemu_backends[] = {
+	{ "qdisk", "a disk served by QEMU (backendtype=qdisk)" },
+	{ "vfb", "a framebuffer (vfb=)" },
+	{ "vkbd", "a QEMU keyboard (vkb=)" },
+	{ "9pfs", "a 9pfs share (p9=)" },
+	{ "qusb", "a QEMU USB controller (usbctrl= type=qusb)" },
+};
+
+int check_domain(struct dm *dm)
+{
+	unsigned d = dm->cfg.domid;
+
+	if (!xs_is_domain_introduced(dm->xs, d))
+		return refuse(dm, EX_NOINPUT, "no such domain (not introduced to xenstore)");
+	for (size_t i = 0; i < sizeof(qemu_backends) / sizeof(qemu_backends[0]); i++) {
+		char path[XSP_MAX], **dir;
+		unsigned n = 0;
+
+		snprintf(path, sizeof(path), "/local/domain/%u/backend/%s/%u", BACKEND_DOMID,
+			 qemu_backends[i].kind, d);
+		dir = xs_directory(dm->xs, XBT_NULL, path, &n);
+		free(dir);
+		if (dir && n)
+			return refuse(dm, EX_CONFIG, "%s: %s", path, qemu_backends[i].what);
+	}
+	return 0;
+}
+
+bool channel_present(struct dm *dm, const struct channel *ch)
+{
+	char v[16];
+
+	return xs_read_leaf(dm->xs, ch->be, "frontend-id", v, sizeof(v));
+}
+
+/* Map each libxl-channelN to console device N.  libxl numbers both the same
+ * way (the channel's devid), and xl 4.17 numbers channels from 0, which
+ * libxl refuses as a console: channel 0 has a chardev but no device. */
+int find_channels(struct dm *dm)
+{
+	const struct config *c = &dm->cfg;
+
+	for (unsigned i = 0; i < c->n_chardev; i++) {
+		struct channel *ch = &dm->ch[dm->n_ch];
+		char bid[16];
+
+		if (c->chardev[i].monitor)
+			continue;
+		memset(ch, 0, sizeof(*ch));
+		ch->cd = &c->chardev[i];
+		channel_devid(ch->cd->id, &ch->devid);
+		path_fe(ch->fe, sizeof(ch->fe), c->domid, ch->devid);
+		path_be(ch->be, sizeof(ch->be), c->domid, ch->devid);
+		dm->n_ch++;
+		/* Console 0 is the primary console, never a channel. */
+		if (ch->devid == 0) {
+			dm_log(dm, XTL_NOTICE, -1, "%s: no channel device 0 (xl 4.17 drops the "
+			       "first channel= entry): not served", ch->cd->id);
+			continue;
+		}
+		/* The backend directory is the toolstack's (the frontend is the
+		 * guest's): it says whether the channel is this domain's to serve. */
+		if (!channel_present(dm, ch)) {
+			if (xs_read_leaf(dm->xs, ch->fe, "backend-id", bid, sizeof(bid))) {
+				dm_log(dm, XTL_NOTICE, -1, "%s: its backend is domain %s, not this "
+				       "one: not served", ch->cd->id, bid);
+				continue;
+			}
+			return refuse(dm, EX_NOINPUT, "%s: no console device %u (%s)",
+				      ch->cd->id, ch->devid, ch->be);
+		}
+		if (!xs_read_leaf(dm->xs, ch->fe, "name", ch->name, sizeof(ch->name)))
+			snprintf(ch->name, sizeof(ch->name), "%u", ch->devid);
+		ch->served = true;
+	}
+	return 0;
+}
+
+/* Watches: the domain's death, and each proxy's pid in its backend
+ * directory, written once its endpoint is open and the backend set up. */
+int watch_all(struct dm *dm)
+{
+	char path[XSP_MAX];
+
+	if (!xs_watch(dm->xs, "@releaseDomain", "release"))
+		return dm_log(dm, XTL_ERROR, errno, "xs_watch @releaseDomain"), EX_UNAVAILABLE;
+	for (unsigned i = 0; i < dm->n_ch; i++) {
+		if (!dm->ch[i].served)
+			continue;
+		snprintf(path, sizeof(path), "%s/xenchan-pid", dm->ch[i].be);
+		if (!xs_watch(dm->xs, path, "ready"))
+			return dm_log(dm, XTL_ERROR, errno, "xs_watch %s", path), EX_UNAVAILABLE;
+	}
+	return 0;
+}
+
+bool proxy_ready(struct dm *dm, const struct channel *ch)
+{
+	char v[16];
+	unsigned long pid;
+
+	return ch->pid && xs_read_leaf(dm->xs, ch->be, "xenchan-pid", v, sizeof(v))
+		&& parse_uint(v, INT_MAX, &pid) && (pid_t)pid == ch->pid;
+}
+
+/* What libxl waits for before it unpauses the guest. */
+int write_running(struct dm *dm)
+{
+	char path[XSP_MAX];
+
+	/* As QEMU lists the backends it serves: libxl reads this list before
+	 * it hot-plugs a qusb controller, and so refuses one cleanly. */
+	path_dm(path, sizeof(path), dm->cfg.domid, "backends/console");
+	if (!xs_mkdir(dm->xs, XBT_NULL, path))
+		dm_log(dm, XTL_WARN, errno, "xs_mkdir %s", path);
+	path_dm(path, sizeof(path), dm->cfg.domid, "state");
+	if (!xs_write(dm->xs, XBT_NULL, path, "running", 7))
+		return dm_log(dm, XTL_ERROR, errno, "xs_write %s", path), EX_UNAVAILABLE;
+	return 0;
+}
