@@ -24,6 +24,19 @@ void client_drop(struct qmp_client *c)
 	c->out_len = 0;
 }
 
+/* The monitor whose slot c is, for naming it in logs. */
+static const char *client_monitor_id(const struct qmp_client *c)
+{
+	for (size_t m = 0; m < sizeof(c->dm->mon) / sizeof(c->dm->mon[0]); m++) {
+		const struct monitor *mon = &c->dm->mon[m];
+
+		for (size_t k = 0; k < CLIENTS_PER_MON; k++)
+			if (&mon->client[k] == c)
+				return mon->cd ? mon->cd->id : "?";
+	}
+	return "?";
+}
+
 void out_append(struct qmp_client *c, const void *p, size_t len)
 {
 	char *grown;
@@ -31,7 +44,7 @@ void out_append(struct qmp_client *c, const void *p, size_t len)
 
 	if (c->out_len + len > QMP_OUT_MAX) {
 		dm_log(c->dm, XTL_WARN, -1, "QMP %s: a client that leaves %zu bytes of replies "
-		       "unread: dropping it", c->dm->mon[0].cd->id, c->out_len);
+		       "unread: dropping it", client_monitor_id(c), c->out_len);
 		client_drop(c);
 		return;
 	}
