@@ -161,13 +161,40 @@ bool client_writable(const struct proxy *p)
 	return endpoint_has_client(&p->ep) && !p->client_wr_dead;
 }
 
-/* A write to the client failed for good: it is gone for writing. */
+/* A write to the client failed for good: it is gone for writing.  The
+ * kernel reports a client that closed with bytes unread once, to whichever
+ * call comes first; a write that takes the ECONNRESET must keep it. */
 static void client_write_failed(struct proxy *p, int err)
 {
 	if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR)
 		return;
 	plog(p, XTL_INFO, err, "client write");
 	p->client_wr_dead = true;
+	p->client_reset |= err == ECONNRESET;
+}
+
+/* At most one kernel buffer per write to a socket client.  A Unix stream
+ * write is queued in buffers of up to half the send buffer; if the client
+ * closes with bytes unread between two of them, the kernel hands the write
+ * its ECONNRESET, returns the count already queued and forgets the error,
+ * and we would never learn that the client left bytes unread.  Writes of
+ * one buffer either fail with it or succeed before it is set.  Only held
+ * bytes need the cap: a write straight from out[] is at most 2 KiB. */
+static void cap_client_write(const struct proxy *p, struct iovec *iov, int *cnt)
+{
+	size_t max, n = 0;
+
+	if (!endpoint_is_socket(&p->ep) || p->ep.sndbuf < 1024)
+		return;
+	max = p->ep.sndbuf / 2 - 64;
+	for (int i = 0; i < *cnt; i++) {
+		if (n + iov[i].iov_len >= max) {
+			iov[i].iov_len = max - n;
+			*cnt = i + 1;
+			return;
+		}
+		n += iov[i].iov_len;
+	}
 }
 
 /*
@@ -232,6 +259,7 @@ void flush_held(struct proxy *p)
 	if (p->held.len == 0 || !client_writable(p))
 		return;
 	held_peek(&p->held, iov, &cnt);
+	cap_client_write(p, iov, &cnt);
 	w = writev(p->ep.wfd, iov, cnt);
 	if (w > 0) {
 		unread_add(p, iov, cnt, w);
@@ -269,6 +297,7 @@ void pump_out(struct proxy *p)
 		return;
 	}
 	if (p->held.len == 0 && client_writable(p)) {
+		/* out[] holds 2 KiB: one kernel buffer (see cap_client_write). */
 		w = writev(p->ep.wfd, iov, cnt);
 		if (w > 0) {
 			taken = w;

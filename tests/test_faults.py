@@ -32,7 +32,8 @@ def stitch(stream, pieces):
         probe = piece[:min(len(piece), 4096)]
         lo = max(0, end - OVERLAP_MAX)
         k = stream.find(probe, lo, end + len(probe))
-        assert k >= 0 and k <= end, "gap or foreign bytes: piece at %d, stream at %d" % (k, end)
+        assert k >= 0 and k <= end, "gap or foreign bytes: piece at %d, stream at %d; pieces %s" % (
+            k, end, [(len(x), stream.find(x[:64])) for x in pieces])
         assert stream[k:k + len(piece)] == piece, "piece at %d differs from the stream" % k
         repeated += end - k
         end = k + len(piece)
