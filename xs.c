@@ -172,6 +172,13 @@ enum xs_result xs_find_domain(struct xs_handle *h, const char *arg,
 	return found ? XSR_AMBIGUOUS : XSR_NOT_FOUND;
 }
 
+/* A device directory's name as we would write it: the paths we build
+ * ("%u") must lead back to it, so "05" or "007" is no device of ours. */
+static bool devid_node(const char *name, unsigned long *id)
+{
+	return xs_parse_uint(name, CONSOLE_DEVID_MAX, id) && (name[0] != '0' || name[1] == '\0');
+}
+
 enum xs_result xs_pick_channel(const char *const *devids,
 			       const char *const *names, size_t n,
 			       const char *want, size_t *index)
@@ -184,7 +191,7 @@ enum xs_result xs_pick_channel(const char *const *devids,
 			return XSR_INVALID;   /* the primary console is not a channel */
 		for (size_t i = 0; i < n; i++) {
 			unsigned long id;
-			if (xs_parse_uint(devids[i], CONSOLE_DEVID_MAX, &id) && id == want_id) {
+			if (devid_node(devids[i], &id) && id == want_id) {
 				*index = i;
 				return XSR_OK;
 			}
@@ -193,7 +200,7 @@ enum xs_result xs_pick_channel(const char *const *devids,
 	}
 	for (size_t i = 0; i < n; i++) {
 		unsigned long id;
-		if (!xs_parse_uint(devids[i], CONSOLE_DEVID_MAX, &id) || id == 0)
+		if (!devid_node(devids[i], &id) || id == 0)
 			continue;
 		if (names[i] != NULL && strcmp(names[i], want) == 0 && found++ == 0)
 			*index = i;

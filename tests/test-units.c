@@ -152,6 +152,16 @@ static void test_pick_channel(void)
 	CHECK(xs_pick_channel(ids, names, 5, "org.z", &idx) == XSR_NOT_FOUND);
 	CHECK(xs_pick_channel(ids, names, 5, "7", &idx) == XSR_NOT_FOUND);
 	CHECK(xs_pick_channel(ids, names, 0, "org.a", &idx) == XSR_NOT_FOUND);
+	/* A directory named "05" is not device 5: paths we build say "5". */
+	{
+		const char *odd_ids[] = { "05", "6" };
+		const char *odd_names[] = { "org.odd", "org.six" };
+
+		CHECK(xs_pick_channel(odd_ids, odd_names, 2, "5", &idx) == XSR_NOT_FOUND);
+		CHECK(xs_pick_channel(odd_ids, odd_names, 2, "org.odd", &idx) == XSR_NOT_FOUND);
+		CHECK(xs_pick_channel(odd_ids, odd_names, 2, "05", &idx) == XSR_NOT_FOUND);
+		CHECK(xs_pick_channel(odd_ids, odd_names, 2, "06", &idx) == XSR_OK && idx == 1);
+	}
 }
 
 int main(void)
