@@ -191,6 +191,19 @@ proxy_stop() { # TAG
 	proxy_wait "$1" 5
 }
 
+# Proxy TAG must exit 0 within 10 s, and within a second of uptime T0,
+# when WHAT happened.
+proxy_exits_soon() { # TAG T0 WHAT
+	if proxy_wait "$1" 10; then
+		note "proxy exited $PRC, $(diff_s "$2" "$PEXIT") s after $3"
+		[ "$PRC" = 0 ] || fail "proxy exit status $PRC"
+		awk "BEGIN{exit !($PEXIT - $2 > 1.0)}" && fail "proxy took more than a second"
+	else
+		fail "proxy still running 10 s after $3"
+		proxy_stop "$1"
+	fi
+}
+
 # The devid of guest D's channel NAME, from the frontend name nodes.
 devid_of() { # D NAME
 	for n in $(xenstore-list /local/domain/$1/device/console 2>/dev/null); do
@@ -377,14 +390,7 @@ s_restart() {
 		fail "guest still there 60 s after xl shutdown"
 		tg=$(now)
 	fi
-	if proxy_wait r2 10; then
-		note "proxy exited $PRC, $(diff_s "$tg" "$PEXIT") s after the domain's nodes went"
-		[ "$PRC" = 0 ] || fail "proxy exit status $PRC"
-		awk "BEGIN{exit !($PEXIT - $tg > 1.0)}" && fail "proxy took more than a second"
-	else
-		fail "proxy still running 10 s after the guest died"
-		proxy_stop r2
-	fi
+	proxy_exits_soon r2 "$tg" "the domain's nodes went"
 	[ -e /run/r.sock ] && fail "socket /run/r.sock left"
 	xs_clean "$d" "$devid"
 	xenstore-exists /local/domain/0/backend/console/$d && fail "/local/domain/0/backend/console/$d left"
@@ -416,14 +422,7 @@ s_destroy() {
 	timeout 60 xl destroy g2 || fail "xl destroy failed"
 	td=$(now)
 	note "xl destroy took $(diff_s "$t" "$td") s"
-	if proxy_wait dd 10; then
-		note "proxy exited $PRC, $(diff_s "$td" "$PEXIT") s after xl destroy returned"
-		[ "$PRC" = 0 ] || fail "proxy exit status $PRC"
-		awk "BEGIN{exit !($PEXIT - $td > 1.0)}" && fail "proxy took more than a second"
-	else
-		fail "proxy still running 10 s after xl destroy"
-		proxy_stop dd
-	fi
+	proxy_exits_soon dd "$td" "xl destroy returned"
 	i=0
 	while [ ! -s /tmp/xtio.dd.rc ] && [ $i -lt 100 ]; do
 		usleep 100000
