@@ -7,23 +7,22 @@
 #include <sysexits.h>
 
 #include "dm.h"
+#include "log.h"
 
 void dm_log(const struct dm *dm, xentoollog_level level, int errnoval,
 	    const char *fmt, ...)
 {
-	char msg[1024];
+	char prefix[512] = "";
 	va_list ap;
 
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
 	if (dm->cfg.have_domid)
-		xtl_log((xentoollog_logger *)dm->logger, level, errnoval, "xenchan-dm",
-			"domain %u%s%s%s: %s", dm->cfg.domid, dm->cfg.name ? " (" : "",
-			dm->cfg.name ? dm->cfg.name : "", dm->cfg.name ? ")" : "", msg);
-	else
-		xtl_log((xentoollog_logger *)dm->logger, level, errnoval, "xenchan-dm",
-			"%s", msg);
+		snprintf(prefix, sizeof(prefix), "domain %u%s%s%s", dm->cfg.domid,
+			 dm->cfg.name ? " (" : "", dm->cfg.name ? dm->cfg.name : "",
+			 dm->cfg.name ? ")" : "");
+	va_start(ap, fmt);
+	log_vline((xentoollog_logger *)dm->logger, level, errnoval, "xenchan-dm", prefix,
+		  fmt, ap);
+	va_end(ap);
 }
 
 /* Why we cannot stand in for this argv: one line for the qemu-dm log, and

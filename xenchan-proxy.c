@@ -27,6 +27,7 @@
 
 #include "backend.h"
 #include "hotplug.h"
+#include "log.h"
 #include "proxy.h"
 #include "relay.h"
 #include "sandbox.h"
@@ -50,21 +51,21 @@
 void plog(struct proxy *p, xentoollog_level level, int errnoval,
 	  const char *fmt, ...)
 {
-	char msg[1024];
+	char prefix[2 * XS_NAME_MAX + 64];
 	va_list ap;
 
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
 	if (p->ch.fe[0])
-		xtl_log((xentoollog_logger *)p->logger, level, errnoval, "xenchan-proxy",
-			"domain %u%s%s%s channel %s: %s", p->ch.domid,
-			p->ch.domain_name[0] ? " (" : "", p->ch.domain_name,
-			p->ch.domain_name[0] ? ")" : "",
-			p->ch.name[0] ? p->ch.name : p->opt.channel, msg);
-	else
-		xtl_log((xentoollog_logger *)p->logger, level, errnoval, "xenchan-proxy",
-			"domain %s channel %s: %s", p->opt.domain, p->opt.channel, msg);
+		snprintf(prefix, sizeof(prefix), "domain %u%s%s%s channel %s", p->ch.domid,
+			 p->ch.domain_name[0] ? " (" : "", p->ch.domain_name,
+			 p->ch.domain_name[0] ? ")" : "",
+			 p->ch.name[0] ? p->ch.name : p->opt.channel);
+	else   /* not found yet: name it as the command line does */
+		snprintf(prefix, sizeof(prefix), "domain %s channel %s", p->opt.domain,
+			 p->opt.channel);
+	va_start(ap, fmt);
+	log_vline((xentoollog_logger *)p->logger, level, errnoval, "xenchan-proxy",
+		  prefix, fmt, ap);
+	va_end(ap);
 }
 
 /* ---- options -------------------------------------------------------------- */
