@@ -261,3 +261,34 @@ def test_xenstored_dying_does_not_stop_the_relay(host):
         assert p.proc.poll() is None, p.log()
         assert cpu_seconds(p.proc.pid) - idle < 0.3
         assert cpu_seconds(p.proc.pid) - before < 2.0
+
+
+@pytest.mark.timeout(120)
+@pytest.mark.skipif(bool(os.environ.get("XENCHAN_WRAPPER")), reason="runs the proxy under strace")
+def test_held_bytes_go_out_one_kernel_buffer_per_write(host, monkeypatch):
+    """A Unix stream write that spans two kernel buffers can lose the
+    client's ECONNRESET (and with it the replay of its unread bytes) when the
+    client closes between them; so held bytes are written at most half the
+    send buffer less 64 bytes at a time.  Watched with strace."""
+    import shutil
+    if not shutil.which("strace"):
+        pytest.skip("strace is not installed")
+    trace = os.path.join(host.dir, "writev.trace")
+    monkeypatch.setenv("XENCHAN_WRAPPER", "strace -f -qq -e trace=writev -e signal=none -o " + trace)
+    monkeypatch.setenv("XENCHAN_NO_SECCOMP", "1")
+    # LeakSanitizer cannot run under ptrace; the other runs check leaks.
+    monkeypatch.setitem(host.env, "ASAN_OPTIONS", "detect_leaks=0")
+    d, n, g = setup_channel(host)
+    p, sock = listen_proxy(host, d, n, "-vv")
+    connected(host, d, n)
+    stream = os.urandom(200 * 1024)
+    with g.connect() as t, wait_socket_connectable(sock) as c:
+        host_wait_log(p, r"client connected")
+        send_all(t, stream, timeout=60)
+        host_wait_log(p, r"to offset %d " % len(stream), timeout=60)  # mostly held now
+        assert recv_exact(c, len(stream), timeout=60) == stream
+    host.domain_destroy(d)       # the proxy exits by itself (strace keeps SIGTERM)
+    assert p.wait(30) == 0
+    sizes = [int(m) for m in re.findall(r"^\d+\s+writev\(.*\)\s+=\s+(\d+)$", open(trace).read(), re.M)]
+    assert sum(sizes) >= len(stream), "strace saw %d bytes written" % sum(sizes)
+    assert max(sizes) <= 32 * 1024 // 2 - 64, "a write of %d bytes" % max(sizes)
