@@ -745,34 +745,47 @@ class SimHost:
         return p
 
     # -- xenstore -------------------------------------------------------------------
-    def wait_xs(self, path, value=None, gone=False, timeout=10):
+    def wait_xs(self, path, value=None, gone=False, timeout=10, proc=None):
         """Wait (a xenstore watch) until path exists (value None), holds value
-        (str or bytes), or is gone (gone=True).  Returns the value (bytes),
-        or None when gone.  TimeoutError names the last value seen."""
-        return wait_xs_at(self.env["XENSTORED_PATH"], path, value, gone, timeout)
+        (str or bytes, or a callable true for it), or is gone (gone=True).
+        Returns the value (bytes), or None when gone.  TimeoutError names the
+        last value seen; with proc, ProcessExited if it exits first."""
+        return wait_xs_at(self.env["XENSTORED_PATH"], path, value, gone, timeout, proc)
 
 
-def wait_xs_at(xenstored_path, path, value=None, gone=False, timeout=10):
-    """SimHost.wait_xs for the xenstored at socket xenstored_path."""
+def wait_xs_at(xenstored_path, path, value=None, gone=False, timeout=10, proc=None):
+    """SimHost.wait_xs for the xenstored at socket xenstored_path.  value may
+    also be a callable, true for the value (bytes) wanted; with proc (a
+    Popen), ProcessExited as soon as it exits instead of waiting on."""
     want = value.encode() if isinstance(value, str) else value
     deadline = time.monotonic() + timeout
-    with XS(xenstored_path) as w:
-        w.watch(path, "wait_xs")
-        while True:
-            try:
-                cur = w.read(path)
-            except FileNotFoundError:
-                cur = None
-            if gone and cur is None:
-                return None
-            if not gone and cur is not None and (want is None or cur == want):
-                return cur
-            try:
-                w.wait_watch(deadline)
-            except TimeoutError:
-                raise TimeoutError("%s: wanted %s within %gs, last seen %r" % (
-                    path, "it gone" if gone else repr(value) if value is not None else "it",
-                    timeout, cur)) from None
+    pidfd = _pidfd(proc) if proc is not None else None
+    try:
+        with XS(xenstored_path) as w:
+            w.watch(path, "wait_xs")
+            while True:
+                try:
+                    cur = w.read(path)
+                except FileNotFoundError:
+                    cur = None
+                if gone and cur is None:
+                    return None
+                if not gone and cur is not None and (
+                        want is None or (want(cur) if callable(want) else cur == want)):
+                    return cur
+                if proc is not None and proc.poll() is not None:
+                    raise ProcessExited("%s exited (%s) while waiting for %s" % (
+                        _argv0(proc), proc.returncode, path))
+                left = deadline - time.monotonic()
+                fds = [w.fileno()] + ([pidfd] if pidfd is not None else [])
+                if left <= 0 or not select.select(fds, [], [], left)[0]:
+                    raise TimeoutError("%s: wanted %s within %gs, last seen %r" % (
+                        path, "it gone" if gone else repr(value) if value is not None else "it",
+                        timeout, cur))
+                w.drain_watches()
+    finally:
+        if pidfd is not None:
+            os.close(pidfd)
 
 
 def short_dir(preferred):

@@ -11,7 +11,6 @@ import os
 import re
 import select
 import shlex
-import shutil
 import signal
 import socket
 import subprocess
@@ -22,7 +21,6 @@ import pytest
 
 from simhost import (ProcessExited, _unix_listening, exchange, recv_exact, send_all,
                      wait_dir, wait_proc_exit, wait_socket_connectable)
-from xslib import XS
 
 EX_USAGE, EX_NOINPUT, EX_CANTCREAT, EX_CONFIG = 64, 66, 73, 78
 MAN = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "man",
@@ -114,35 +112,10 @@ def start_dm(host, argv, d, running=True, timeout=15):
     try:
         host.xs.write("/local/domain/%d/image/device-model-pid" % d, str(proc.pid))
         if running:
-            wait_xs_or_exit(host, proc, dm_node(d, "state"), b"running", timeout)
+            host.wait_xs(dm_node(d, "state"), b"running", timeout=timeout, proc=proc)
     except ProcessExited as e:
         raise ProcessExited("%s\n%s" % (e, dm.log())) from None
     return dm
-
-
-def wait_xs_or_exit(host, proc, path, want, timeout=15):
-    """Wait (a watch and a pidfd) until path holds want (bytes) or, with want
-    a callable, until want(value) is true; ProcessExited if proc exits first."""
-    deadline = time.monotonic() + timeout
-    pidfd = os.pidfd_open(proc.pid)
-    try:
-        with XS(host.env["XENSTORED_PATH"]) as w:
-            w.watch(path, "t")
-            while True:
-                try:
-                    cur = w.read(path)
-                except FileNotFoundError:
-                    cur = None
-                if cur is not None and (want(cur) if callable(want) else cur == want):
-                    return cur
-                if proc.poll() is not None:
-                    raise ProcessExited("xenchan-dm exited (%s) before %s" % (proc.returncode, path))
-                left = deadline - time.monotonic()
-                if left <= 0 or not select.select([w.fileno(), pidfd], [], [], left)[0]:
-                    raise TimeoutError("%s: wanted %r, last seen %r" % (path, want, cur))
-                w.drain_watches()
-    finally:
-        os.close(pidfd)
 
 
 class QMPError(Exception):
@@ -250,6 +223,16 @@ def two_channel_domain(host, name="web1"):
     g1, g2 = host.guest(d, 1), host.guest(d, 2)
     argv = libxl_argv(host, d, name, [(0, None), (1, sock), (2, None)])
     return d, sock, g1, g2, argv
+
+
+def dm_serving(host):
+    """two_channel_domain under a running xenchan-dm, both channels Connected:
+    (domid, socket path, guest 1, guest 2, DM)."""
+    d, sock, g1, g2, argv = two_channel_domain(host)
+    dm = start_dm(host, argv, d)
+    connected(host, d, 1)
+    connected(host, d, 2)
+    return d, sock, g1, g2, dm
 
 
 def connected(host, d, n):
@@ -375,17 +358,14 @@ def test_qmp_as_libxenstat_and_protocol_errors(host):
 
 def wait_new_proxy(host, dm, n, old):
     """Wait (a watch) until channel n's backend names a proxy other than old."""
-    v = wait_xs_or_exit(host, dm.proc, be(dm.domid, n) + "/xenchan-pid",
-                        lambda v: v not in (b"0", str(old).encode()))
+    v = host.wait_xs(be(dm.domid, n) + "/xenchan-pid",
+                     lambda v: v not in (b"0", str(old).encode()), proc=dm.proc)
     return int(v)
 
 
 @pytest.mark.timeout(60)
 def test_crashed_proxy_restarted_and_reattaches(host):
-    d, sock, g1, g2, argv = two_channel_domain(host)
-    dm = start_dm(host, argv, d)
-    connected(host, d, 1)
-    connected(host, d, 2)
+    d, sock, g1, g2, dm = dm_serving(host)
     part1, part2, back = os.urandom(64 * KIB), os.urandom(256 * KIB), os.urandom(256 * KIB)
     with wait_socket_connectable(sock) as c, g1.connect() as t:
         send_all(t, part1)
@@ -486,10 +466,7 @@ def test_domain_death_alone_ends_everything(host):
 
 @pytest.mark.timeout(60)
 def test_sigterm_ends_all_cleanly_and_leaves_channels(host):
-    d, sock, g1, g2, argv = two_channel_domain(host)
-    dm = start_dm(host, argv, d)
-    connected(host, d, 1)
-    connected(host, d, 2)
+    d, sock, g1, g2, dm = dm_serving(host)
     proxies = [dm.proxy_pid(1), dm.proxy_pid(2)]
     dm.proc.send_signal(signal.SIGTERM)
     assert dm.wait() == 0
@@ -512,6 +489,36 @@ def test_qmp_quit(host):
     assert not os.path.lexists(sock)
 
 
+def wait_unix_accepted(path, n, timeout=10):
+    """Wait until the server of Unix socket path holds n accepted connections
+    (its ends bear the path in /proc/net/unix, state 03).  /proc has no
+    change notification: the state is re-read every 10 ms until the deadline."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with open("/proc/net/unix") as f:
+            ends = [l.split() for l in f.read().splitlines()[1:]]
+        n_now = sum(1 for e in ends if len(e) == 8 and e[7] == path and e[5] == "03")
+        if n_now == n:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError("%s: %d accepted connections, not %d" % (path, n_now, n))
+        select.select([], [], [], 0.01)
+
+
+def wait_asleep_in_poll(pid, timeout=10):
+    """Wait until pid's main thread sleeps in poll (/proc/PID/wchan), re-read
+    every 10 ms until the deadline, as /proc has no change notification."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with open("/proc/%d/wchan" % pid) as f:
+            wchan = f.read()
+        if "poll" in wchan:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError("pid %d is in %r, not poll" % (pid, wchan))
+        select.select([], [], [], 0.01)
+
+
 def switches(pid):
     """Context switches of every thread of pid (libxenstore has a reader thread)."""
     total = {}
@@ -525,14 +532,13 @@ def switches(pid):
 
 @pytest.mark.timeout(60)
 def test_idle_dm_makes_no_wakeups(host):
-    d, sock, g1, g2, argv = two_channel_domain(host)
-    dm = start_dm(host, argv, d)
-    connected(host, d, 1)
-    connected(host, d, 2)
+    d, sock, g1, g2, dm = dm_serving(host)
     libxl_qmp(dm.qmp, "query-chardev")
-    # Measurement intervals, not synchronisation: half a second for the
-    # last events to land, then two quiet seconds.
-    select.select([], [], [], 0.5)
+    # The dm has dropped that QMP client (its end of the connection is gone
+    # from /proc/net/unix) and gone back to sleep in poll (the switch that
+    # counts); then two quiet seconds are the measurement.
+    wait_unix_accepted(dm.qmp, 0)
+    wait_asleep_in_poll(dm.proc.pid)
     before = switches(dm.proc.pid)
     select.select([], [], [], 2.0)
     assert switches(dm.proc.pid) == before
@@ -630,10 +636,7 @@ def test_memory_of_a_two_channel_domain(host):
     """RSS, PSS and private memory (KiB, /proc/PID/smaps_rollup) of
     xenchan-dm and its two proxies, idle after a first exchange on each
     channel."""
-    d, sock, g1, g2, argv = two_channel_domain(host)
-    dm = start_dm(host, argv, d)
-    connected(host, d, 1)
-    connected(host, d, 2)
+    d, sock, g1, g2, dm = dm_serving(host)
     with wait_socket_connectable(sock) as c, g1.connect() as t:
         exchange(c, t, 64 * KIB)
     fd = open_pty(host.xs.read(fe(d, 2) + "/tty").decode())
@@ -660,11 +663,3 @@ def test_memory_of_a_two_channel_domain(host):
           % ("total", total_rss, total_pss, total_uss))
     if "asan" not in host.build and not os.environ.get("XENCHAN_WRAPPER"):
         assert total_pss < 16 * 1024, total_pss
-
-
-@pytest.mark.timeout(30)
-def test_man_page_lints_clean():
-    if shutil.which("mandoc") is None:
-        pytest.skip("mandoc is not installed")
-    r = subprocess.run(["mandoc", "-Tlint", "-Wwarning", MAN], capture_output=True, text=True)
-    assert r.returncode == 0 and not r.stdout.strip(), r.stdout + r.stderr

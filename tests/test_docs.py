@@ -13,10 +13,11 @@ MAN = os.path.join(ROOT, "man", "xenchan-proxy.1")
 
 
 @pytest.mark.timeout(30)
-def test_man_page_lints_clean():
+@pytest.mark.parametrize("page", [MAN, os.path.join(ROOT, "man", "xenchan-dm.8")])
+def test_man_page_lints_clean(page):
     if shutil.which("mandoc") is None:
         pytest.skip("mandoc is not installed")
-    r = subprocess.run(["mandoc", "-Tlint", "-Wwarning", MAN], capture_output=True, text=True)
+    r = subprocess.run(["mandoc", "-Tlint", "-Wwarning", page], capture_output=True, text=True)
     assert r.returncode == 0 and not r.stdout.strip(), r.stdout + r.stderr
 
 
