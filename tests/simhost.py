@@ -21,7 +21,7 @@ wait_socket_listening() re-checks through the bind-to-listen gap.
 
 Module functions: wait_file, wait_dir, wait_socket_connectable,
 wait_socket_listening, wait_proc_exit, wait_xs_at, send_all, recv_exact,
-recv_until_eof, exchange.
+recv_until_eof, exchange, wait_asleep, thread_switches.
 """
 import ctypes
 import errno
@@ -133,6 +133,44 @@ def _proc_state(pid):
             return f.read().rsplit(")", 1)[1].split()[0]
     except OSError:
         return None
+
+
+def thread_switches(pid):
+    """Context switches summed over every thread of pid (libxenstore has a
+    reader thread of its own)."""
+    total = {}
+    tasks = "/proc/%d/task" % pid
+    for tid in os.listdir(tasks):
+        with open(os.path.join(tasks, tid, "status")) as f:
+            for k, v in re.findall(r"(\w+_ctxt_switches):\s+(\d+)", f.read()):
+                total[k] = total.get(k, 0) + int(v)
+    return total
+
+
+def _wchans(pid):
+    out = {}
+    tasks = "/proc/%d/task" % pid
+    for tid in os.listdir(tasks):
+        with open(os.path.join(tasks, tid, "wchan")) as f:
+            out[int(tid)] = f.read()
+    return out
+
+
+def wait_asleep(pid, timeout=10):
+    """Wait until every thread of pid sleeps in the kernel (a wchan, which
+    Linux shows only for a task off the run queue), its main thread in poll,
+    and no thread switched while we looked; the switch counts then.  /proc
+    has no change notification: re-read every 10 ms until the deadline."""
+    dl = Deadline(timeout)
+    while True:
+        before = thread_switches(pid)
+        chans = _wchans(pid)
+        asleep = all(w not in ("", "0") for w in chans.values()) and "poll" in chans[pid]
+        if asleep and thread_switches(pid) == before:
+            return before
+        if not dl.left():
+            raise TimeoutError("pid %d is not asleep: %r" % (pid, chans))
+        select.select([], [], [], 0.01)
 
 
 def _procs_of(tag):

@@ -20,7 +20,8 @@ import tty
 import pytest
 
 from simhost import (ProcessExited, _unix_listening, exchange, recv_exact, send_all,
-                     wait_dir, wait_proc_exit, wait_socket_connectable)
+                     thread_switches, wait_asleep, wait_dir, wait_proc_exit,
+                     wait_socket_connectable)
 
 EX_USAGE, EX_NOINPUT, EX_CANTCREAT, EX_CONFIG = 64, 66, 73, 78
 MAN = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "man",
@@ -505,43 +506,17 @@ def wait_unix_accepted(path, n, timeout=10):
         select.select([], [], [], 0.01)
 
 
-def wait_asleep_in_poll(pid, timeout=10):
-    """Wait until pid's main thread sleeps in poll (/proc/PID/wchan), re-read
-    every 10 ms until the deadline, as /proc has no change notification."""
-    deadline = time.monotonic() + timeout
-    while True:
-        with open("/proc/%d/wchan" % pid) as f:
-            wchan = f.read()
-        if "poll" in wchan:
-            return
-        if time.monotonic() > deadline:
-            raise TimeoutError("pid %d is in %r, not poll" % (pid, wchan))
-        select.select([], [], [], 0.01)
-
-
-def switches(pid):
-    """Context switches of every thread of pid (libxenstore has a reader thread)."""
-    total = {}
-    tasks = "/proc/%d/task" % pid
-    for tid in os.listdir(tasks):
-        with open(os.path.join(tasks, tid, "status")) as f:
-            for k, v in re.findall(r"(\w+_ctxt_switches):\s+(\d+)", f.read()):
-                total[k] = total.get(k, 0) + int(v)
-    return total
-
-
 @pytest.mark.timeout(60)
 def test_idle_dm_makes_no_wakeups(host):
     d, sock, g1, g2, dm = dm_serving(host)
     libxl_qmp(dm.qmp, "query-chardev")
     # The dm has dropped that QMP client (its end of the connection is gone
-    # from /proc/net/unix) and gone back to sleep in poll (the switch that
-    # counts); then two quiet seconds are the measurement.
+    # from /proc/net/unix) and every thread of it, libxenstore's reader
+    # included, is back asleep; then two quiet seconds are the measurement.
     wait_unix_accepted(dm.qmp, 0)
-    wait_asleep_in_poll(dm.proc.pid)
-    before = switches(dm.proc.pid)
+    before = wait_asleep(dm.proc.pid)
     select.select([], [], [], 2.0)
-    assert switches(dm.proc.pid) == before
+    assert thread_switches(dm.proc.pid) == before
 
 
 # ---- refusals ----------------------------------------------------------------------------

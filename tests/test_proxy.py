@@ -13,8 +13,8 @@ import tty
 
 import pytest
 
-from simhost import (exchange, recv_exact, recv_until_eof, send_all, wait_file,
-                     wait_proc_exit, wait_socket_connectable)
+from simhost import (exchange, recv_exact, recv_until_eof, send_all, thread_switches,
+                     wait_asleep, wait_file, wait_proc_exit, wait_socket_connectable)
 
 MIB = 1 << 20
 BIG = 16 * MIB
@@ -603,21 +603,11 @@ def test_quiet_proxy_makes_no_wakeups(host):
         send_all(t, b"x")
         assert recv_exact(c, 1) == b"x"
 
-        def switches():
-            """Context switches of every thread (libxenstore has a reader thread)."""
-            total = {}
-            tasks = "/proc/%d/task" % p.proc.pid
-            for tid in os.listdir(tasks):
-                with open(os.path.join(tasks, tid, "status")) as f:
-                    for k, v in re.findall(r"(\w+_ctxt_switches):\s+(\d+)", f.read()):
-                        total[k] = total.get(k, 0) + int(v)
-            return total
-        # Measurement intervals, not synchronisation: half a second for the
-        # last notifications of the transfer to land, then two quiet seconds.
-        select.select([], [], [], 0.5)
-        before = switches()
+        # Every thread of the proxy back asleep after the transfer; then
+        # two quiet seconds are the measurement.
+        before = wait_asleep(p.proc.pid)
         select.select([], [], [], 2.0)
-        after = switches()
+        after = thread_switches(p.proc.pid)
     assert after == before, (before, after)
 
 
