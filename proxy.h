@@ -79,6 +79,7 @@ struct proxy {
 	struct endpoint ep;
 	bool client_wr_dead;             /* client cannot take more bytes */
 	bool client_reset;               /* it closed with bytes unread */
+	bool out_waiting;                /* out[] bytes the client could not take yet */
 	int sigfd;
 	int xs_fd;                       /* xs_fileno, taken once: it locks */
 	int transcript_fd;
@@ -99,6 +100,7 @@ struct proxy {
 	bool in_full;                    /* in[] had no room for the client's bytes */
 	bool created;                    /* we hot-plugged it: unplug on stop */
 	bool ready_sent;                 /* systemd has had READY=1 */
+	bool draining;                   /* stopping once the client has what is held */
 	bool stop;
 	int exit_code;
 };

@@ -280,14 +280,18 @@ static void discard(struct proxy *p, size_t n, unsigned long long offset)
 
 /* Guest to client: straight from out[] when nothing is held and the client
  * takes it; otherwise behind what is held; beyond the bound, discard or
- * (keep) leave it in the ring for the guest to wait on. */
+ * (keep) leave it in the ring for the guest to wait on.  A proxy that is
+ * stopping holds nothing more: what the client does not take now stays in
+ * the ring for the next process, where a restart cannot lose it. */
 void pump_out(struct proxy *p)
 {
 	struct iovec iov[2], rest[2];
 	ssize_t avail, w;
 	size_t taken = 0;
 	int cnt, rcnt;
+	bool may_hold = !p->stop && !p->draining;
 
+	p->out_waiting = false;
 	if (p->page == NULL || (p->phase != PH_CONNECTED && p->phase != PH_CLOSING))
 		return;
 	avail = ring_readable(&p->out, iov, &cnt);
@@ -306,19 +310,22 @@ void pump_out(struct proxy *p)
 			client_write_failed(p, errno);
 		}
 	}
-	if (taken < (size_t)avail) {
+	if (taken < (size_t)avail && may_hold) {
 		memcpy(rest, iov, sizeof(rest));
 		rcnt = cnt;
 		iov_advance(rest, &rcnt, taken);
 		taken += held_put(&p->held, rest, rcnt, avail - taken);
 	}
-	if (taken < (size_t)avail && !p->opt.overflow_keep) {
+	if (taken < (size_t)avail && may_hold && !p->opt.overflow_keep) {
 		discard(p, avail - taken, p->out_total + taken);
 		taken = avail;
-	} else if (taken < (size_t)avail && repeat_log(&p->rep_keep)) {
+	} else if (taken < (size_t)avail && may_hold && repeat_log(&p->rep_keep)) {
 		plog(p, XTL_WARN, -1, "buffer of %zu bytes full: the guest waits (overflow keep)",
 		     p->held.bound);
 	}
+	/* Nothing held may remind us of what is left: ask for the client's
+	 * POLLOUT, since the guest, with its ring full, sends no event. */
+	p->out_waiting = taken < (size_t)avail && client_writable(p);
 	if (taken == 0)
 		return;
 	transcript_add(p, "out", iov, cnt, taken);

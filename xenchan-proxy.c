@@ -473,6 +473,16 @@ static void on_signal(struct proxy *p)
 			transcript_open(p);
 			continue;
 		}
+		/* A restart must not lose what a connected client was about
+		 * to get: it has FINAL_DRAIN_MS without progress to take it.
+		 * A second signal stops at once. */
+		if (p->held.len > 0 && client_writable(p) && !p->draining) {
+			plog(p, XTL_INFO, -1, "signal %d: stopping once the client has the %zu "
+			     "bytes held (backend state left as it is)", (int)si.ssi_signo,
+			     p->held.len);
+			p->draining = true;
+			continue;
+		}
 		plog(p, XTL_INFO, -1, "signal %d: stopping (backend state left as it is)",
 		     (int)si.ssi_signo);
 		p->stop = true;
@@ -530,7 +540,7 @@ static void settle_event(struct proxy *p, bool progress)
 static int poll_setup(struct proxy *p, struct pollfd *pfd)
 {
 	bool client = endpoint_has_client(&p->ep);
-	bool ending = p->phase == PH_ENDING;
+	bool ending = p->phase == PH_ENDING || p->draining;
 	int timeout = -1;
 
 	for (int i = 0; i < PFD_N; i++)
@@ -547,7 +557,7 @@ static int poll_setup(struct proxy *p, struct pollfd *pfd)
 	}
 	if (client && !p->client_wr_dead)
 		pfd[PFD_CLIENT_W] = (struct pollfd){ .fd = p->ep.wfd,
-			.events = p->held.len ? POLLOUT : 0 };
+			.events = p->held.len || p->out_waiting ? POLLOUT : 0 };
 	if (p->ep.kind == EP_CONNECT && !client && !ending)
 		timeout = p->ep.retry_ms;
 	if (ending)
@@ -635,7 +645,8 @@ static void loop_once(struct proxy *p)
 		on_client_ready(p, pfd);
 	/* At the end, a client gets FINAL_DRAIN_MS without progress to take
 	 * what is held. */
-	if (p->phase == PH_ENDING && (p->held.len == 0 || !client_writable(p) || n == 0))
+	if ((p->phase == PH_ENDING || p->draining)
+	    && (p->held.len == 0 || !client_writable(p) || n == 0))
 		p->stop = true;
 }
 

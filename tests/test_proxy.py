@@ -256,6 +256,28 @@ def test_overflow_keep_stalls_guest_loses_nothing(host):
     assert g.stats()["write_waits"] >= 1
 
 
+@pytest.mark.timeout(60)
+def test_no_buffer_keep_relays_through_the_ring(host):
+    """--buffer 0 --overflow-data keep: bytes leave out[] only into the
+    client's socket.  A client that stops reading fills its socket, then the
+    ring; when it reads again the proxy must resume from the ring, with
+    nothing held to remind it (no guest event comes: the guest waits)."""
+    import threading
+    d, n, g = setup_channel(host)
+    p, sock = listen_proxy(host, d, n, "--buffer", "0", "--overflow-data", "keep")
+    connected(host, d, n)
+    data = os.urandom(MIB)
+    with client(sock) as c, g.connect() as t:
+        c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        writer = threading.Thread(target=send_all, args=(t, data, 40))
+        writer.start()
+        host_wait_log(p, r"buffer of 0 bytes full: the guest waits")
+        got = recv_exact(c, len(data), timeout=40)
+        writer.join()
+    assert hashlib.sha256(got).digest() == hashlib.sha256(data).digest()
+    assert "discarded" not in p.log()
+
+
 # ---- clients come and go ------------------------------------------------------------
 
 @pytest.mark.timeout(60)
@@ -454,6 +476,36 @@ def test_proxy_sigkill_restart_reattaches(host):
     assert g.proc.poll() is None
     assert "Closed" not in g.log() and "state=6" not in open(
         os.path.join(host.dir, "guest", "%d-%d.stats" % (d, n))).read()
+
+
+@pytest.mark.timeout(60)
+def test_sigterm_restart_loses_nothing(host):
+    """SIGTERM with bytes held for a connected client that is slow: the
+    client is given them before the proxy exits, and what it could not
+    take stays in the ring for the next proxy.  Across the restart the two
+    clients receive the guest's stream exactly once."""
+    import threading
+    d, n, g = setup_channel(host)
+    p1, sock = listen_proxy(host, d, n, "--buffer", "64K", "-v", *KEEP)
+    connected(host, d, n)
+    data = os.urandom(300000)
+    with g.connect() as t:
+        writer = threading.Thread(target=send_all, args=(t, data, 40))
+        with client(sock) as c1:
+            c1.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+            writer.start()
+            host_wait_log(p1, r"buffer of 65536 bytes full: the guest waits")
+            p1.signal(signal.SIGTERM)
+            host_wait_log(p1, r"stopping once the client has the \d+ bytes held")
+            got1 = recv_until_eof(c1, timeout=20)
+        assert p1.wait() == 0
+        assert 65536 <= len(got1) < len(data)
+        p2, _ = listen_proxy(host, d, n, *KEEP)
+        with client(sock) as c2:
+            got2 = recv_exact(c2, len(data) - len(got1), timeout=30)
+            writer.join()
+    assert got1 + got2 == data
+    assert host.xs.read(fe(d, n) + "/state") == b"4"
 
 
 @pytest.mark.timeout(60)

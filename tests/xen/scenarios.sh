@@ -328,7 +328,12 @@ s_pty() {
 s_restart() {
 	need_guest g1 || return
 	d=$(xl domid g1)
-	plug r g1 org.example.r --listen /run/r.sock || return
+	# The first proxy has no buffer of its own (--buffer 0, keep): bytes
+	# leave the ring only into the client's socket, so a kill -9 can lose
+	# none and the records must run on without a gap.  With a buffer, a
+	# kill loses what it held (protocol.md, Reattach; the hermetic tests
+	# cover that and SIGTERM, which hands held bytes over first).
+	plug r g1 org.example.r --listen /run/r.sock --buffer 0 --overflow-data keep || return
 	devid=$DEVID
 	seq=$(gcmd "$d" "restartside $devid 1 1048576 65536 240")
 	gready "$d" "$seq" 40 || { fail "guest never opened hvc1"; proxy_stop r; return; }
