@@ -535,6 +535,27 @@ def test_transaction_conflicts_on_absence_and_listing(xsd):
     assert a.read("/unrelated") == b"1"
 
 
+def test_transaction_sees_a_node_it_walked_past_removed(xsd):
+    """A transaction copies nodes from the main tree as it first touches
+    them.  Reading /s/x copies /s with the names of its children; when /s/y
+    then goes from the main tree, whatever the transaction reads there, its
+    commit fails, though it never looked at /s itself."""
+    a, b = xsd.xs(), xsd.xs()
+    a.write("/s/x", "1")
+    a.write("/s/y", "2")
+    t = a.tx_start()
+    assert a.read("/s/x", t) == b"1"
+    b.rm("/s/y")
+    try:
+        a.read("/s/y", t)
+    except FileNotFoundError:
+        pass
+    a.write("/elsewhere", "3", t)
+    with pytest.raises(BlockingIOError):
+        a.tx_end(t)
+    assert not a.exists("/elsewhere")
+
+
 def test_transaction_isolation_abort_and_commit_watches(xsd):
     a, x, w = xsd.xs(), xsd.xs(), xsd.xs()
     x.mkdir("/t")
