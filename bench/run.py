@@ -1314,21 +1314,18 @@ plot '%s' u 1:2 w l lw 2 t 'through xenchan-proxy', '%s' u 1:2 w l lw 2 dt 2 t '
         if n != 1000:
             self.notes.append("--instances %d: the figures named \"at 1000\" are at %d" % (n, n))
         busy = res["xenstored_cpu_s"] / res["connect_all_s"] if res["connect_all_s"] else 0
-        txns = 3 * n
+        cpu = res["xenstored_cpu_s"] + res["proxies_cpu_s"] + res["guests_cpu_s"]
         self.notes.append(
             "Big host: %d proxies started at once took %.1f s to %s (%d Connected); over that "
             "time xenstored-sim used %.1f s of CPU (%.0f%% of one CPU), the proxies %.1f s in "
-            "all (%.1f ms each) and the guests %.1f s.  xenstored-sim (one process) copies its "
-            "whole tree (about %d nodes here) for every transaction: one costs %.1f ms at this "
-            "size (%.2f ms at 100 domains), and this start needs about %d (2 per proxy: "
-            "xenchan-pid and Connected, each written by write_if_present in a transaction, 3 "
-            "when InitWait comes first; 1 per guest: Connected), about %.0f s of xenstored-sim "
-            "CPU at that cost.  The simulated xenstored, not the proxy, bounds this figure; "
-            "when it gets less than a whole CPU, so does the start."
+            "all (%.1f ms each, most of it exec, the dynamic loader and the test libraries' "
+            "files and sockets) and the guests %.1f s: %.1f s of CPU on %d CPUs.  A "
+            "transaction costs %.2f ms on this tree of about %d nodes (%.2f ms at 100 "
+            "domains): xenstored-sim copies only the nodes a transaction touches."
             % (n, res["connect_all_s"], "reach the deadline" if res["timed_out"] else "all be Connected",
                res["connected"], res["xenstored_cpu_s"], 100 * busy, res["proxies_cpu_s"],
-               1e3 * res["proxies_cpu_s"] / n, res["guests_cpu_s"], res["nodes"], res["txn_ms"],
-               r.get("xenstored_txn_ms_at_100", float("nan")), txns, txns * res["txn_ms"] / 1e3))
+               1e3 * res["proxies_cpu_s"] / n, res["guests_cpu_s"], cpu, os.cpu_count() or 1,
+               res["txn_ms"], res["nodes"], r.get("xenstored_txn_ms_at_100", float("nan"))))
 
     def cleanup(self):
         for h in list(self.hosts):
