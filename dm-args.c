@@ -47,27 +47,12 @@ static int opt_bool(const char *v)
 	return -1;
 }
 
-bool parse_uint(const char *s, unsigned long max, unsigned long *out)
-{
-	unsigned long v = 0;
-
-	if (!*s || (s[0] == '0' && s[1]))
-		return false;
-	for (; *s; s++) {
-		if (*s < '0' || *s > '9' || v > (max - (unsigned long)(*s - '0')) / 10)
-			return false;
-		v = v * 10 + (unsigned long)(*s - '0');
-	}
-	*out = v;
-	return true;
-}
-
 /* A libxl-channelN id: N is the channel's console device number. */
 bool channel_devid(const char *id, unsigned *devid)
 {
 	unsigned long n;
 
-	if (strncmp(id, "libxl-channel", 13) || !parse_uint(id + 13, 0xffff, &n))
+	if (strncmp(id, "libxl-channel", 13) || !xs_parse_canonical(id + 13, 0xffff, &n))
 		return false;
 	*devid = (unsigned)n;
 	return true;
@@ -205,7 +190,7 @@ static int parse_option(struct dm *dm, const struct dm_option *o, const char *ar
 
 	switch (o->kind) {
 	case O_DOMID:
-		if (c->have_domid || !parse_uint(arg, DOMID_MAX, &v) || v == 0)
+		if (c->have_domid || !xs_parse_canonical(arg, DOMID_MAX, &v) || v == 0)
 			return refuse(dm, EX_USAGE, "-xen-domid %s: not a guest's domid, or given twice", arg);
 		c->domid = (unsigned)v;
 		c->have_domid = true;
@@ -216,7 +201,7 @@ static int parse_option(struct dm *dm, const struct dm_option *o, const char *ar
 	case O_ATTACH: c->xen_attach = true; return 0;
 	case O_IGNORE: return 0;
 	case O_MEM:
-		return parse_uint(arg, ULONG_MAX, &v) ? 0
+		return xs_parse_canonical(arg, ULONG_MAX, &v) ? 0
 			: refuse(dm, EX_USAGE, "-m %s: not a size in MiB", arg);
 	case O_NONE_ONLY:
 		return !strcmp(arg, "none") ? 0

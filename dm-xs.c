@@ -33,28 +33,6 @@ void path_dm(char *p, size_t n, unsigned domid, const char *leaf)
 		 leaf ? "/" : "", leaf ? leaf : "");
 }
 
-/* Read dir/leaf into buf (bounded); false if absent or too long. */
-bool xs_read_leaf(struct xs_handle *xs, const char *dir, const char *leaf,
-		  char *buf, size_t buflen)
-{
-	char path[XSP_MAX];
-	unsigned len;
-	char *v;
-
-	snprintf(path, sizeof(path), "%s/%s", dir, leaf);
-	v = xs_read(xs, XBT_NULL, path, &len);
-	if (!v)
-		return false;
-	if (len >= buflen || memchr(v, '\0', len)) {
-		free(v);
-		return false;
-	}
-	memcpy(buf, v, len);
-	buf[len] = '\0';
-	free(v);
-	return true;
-}
-
 /* Backends of this domain that only QEMU serves (libxl's dm_needed: a
  * qdisk disk, vfb, a QEMU vkb, 9pfs, a qusb controller).  libxl writes
  * them before it starts the device model. */
@@ -160,7 +138,7 @@ bool proxy_ready(struct dm *dm, const struct channel *ch)
 	unsigned long pid;
 
 	return ch->pid && xs_read_leaf(dm->xs, ch->be, "xenchan-pid", v, sizeof(v))
-		&& parse_uint(v, INT_MAX, &pid) && (pid_t)pid == ch->pid;
+		&& xs_parse_canonical(v, INT_MAX, &pid) && (pid_t)pid == ch->pid;
 }
 
 /* What libxl waits for before it unpauses the guest. */

@@ -20,6 +20,8 @@
 #include <xentoollog.h>
 #include <yajl/yajl_parse.h>
 
+#include "xs.h"
+
 #ifndef XENCHAN_VERSION
 #define XENCHAN_VERSION "unknown"
 #endif
@@ -156,14 +158,11 @@ int refuse(const struct dm *dm, int code, const char *fmt, ...)
 /* ---- dm-args.c ----------------------------------------------------------------- */
 
 int parse_argv(struct dm *dm, int argc, char **argv);
-bool parse_uint(const char *s, unsigned long max, unsigned long *out);
 bool channel_devid(const char *id, unsigned *devid);
 
 /* ---- dm-xs.c ------------------------------------------------------------------- */
 
 void path_dm(char *p, size_t n, unsigned domid, const char *leaf);
-bool xs_read_leaf(struct xs_handle *xs, const char *dir, const char *leaf,
-		  char *buf, size_t buflen);
 int check_domain(struct dm *dm);
 bool channel_present(struct dm *dm, const struct channel *ch);
 int find_channels(struct dm *dm);

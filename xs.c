@@ -50,6 +50,11 @@ bool xs_parse_uint(const char *s, unsigned long max, unsigned long *out)
 	return true;
 }
 
+bool xs_parse_canonical(const char *s, unsigned long max, unsigned long *out)
+{
+	return s != NULL && (s[0] != '0' || s[1] == '\0') && xs_parse_uint(s, max, out);
+}
+
 /* Read a node as a NUL-terminated string of at most cap-1 bytes; values
  * with embedded NULs or longer than cap are refused (a guest trick). */
 static bool read_str(struct xs_handle *h, const char *path, char *buf, size_t cap)
@@ -80,6 +85,15 @@ static void join(char *buf, const char *dir, const char *leaf)
 	buf[d] = '/';
 	memcpy(buf + d + 1, leaf, l);
 	buf[d + 1 + l] = '\0';
+}
+
+bool xs_read_leaf(struct xs_handle *h, const char *dir, const char *leaf,
+		  char *buf, size_t cap)
+{
+	char path[NODE_MAX];
+
+	join(path, dir, leaf);
+	return read_str(h, path, buf, cap);
 }
 
 static bool exists(struct xs_handle *h, const char *path)
@@ -176,7 +190,7 @@ enum xs_result xs_find_domain(struct xs_handle *h, const char *arg,
  * ("%u") must lead back to it, so "05" or "007" is no device of ours. */
 static bool devid_node(const char *name, unsigned long *id)
 {
-	return xs_parse_uint(name, CONSOLE_DEVID_MAX, id) && (name[0] != '0' || name[1] == '\0');
+	return xs_parse_canonical(name, CONSOLE_DEVID_MAX, id);
 }
 
 enum xs_result xs_pick_channel(const char *const *devids,

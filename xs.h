@@ -44,6 +44,13 @@ enum xs_result {
 
 /* Strict unsigned decimal: no sign, no space, no junk, no overflow past max. */
 bool xs_parse_uint(const char *s, unsigned long max, unsigned long *out);
+/* The same, spelt as "%u" spells it: no leading zero. */
+bool xs_parse_canonical(const char *s, unsigned long max, unsigned long *out);
+/* dir/leaf as a NUL-terminated string of at most cap-1 bytes; false if
+ * absent, longer, or holding a NUL (a guest trick). */
+struct xs_handle;
+bool xs_read_leaf(struct xs_handle *h, const char *dir, const char *leaf,
+		  char *buf, size_t cap);
 
 /* A channel argument matched against a domain's console devices.  devids[i]
  * is the i-th child name of device/console, names[i] its "name" node (or
