@@ -5,6 +5,7 @@
  *   even: xs_parse_uint(string, max) for an arbitrary string and a max that
  *         is either one the proxy uses or any 64-bit value.  Reference: only
  *         digits, at least one, strtoull without ERANGE, value <= max.
+ *         xs_parse_canonical the same, refusing a leading zero too.
  *   odd:  xs_pick_channel(devids, names, n, want) over a directory listing
  *         split from the input (NUL-separated: want, then devid/name pairs;
  *         a name token "=NAME" is NAME, anything else is no "name" node).
@@ -45,8 +46,17 @@ static void fuzz_parse_uint(struct fin *f, uint8_t sel)
 	}
 	if (r)
 		FUZZ_CHECK(got <= max);
+	/* The canonical spelling: the same, minus a leading zero. */
+	ref = ref && (s[0] != '0' || s[1] == '\0');
+	r = xs_parse_canonical(s, max, &got);
+	if (r != ref || (r && got != want)) {
+		fprintf(stderr, "xs_parse_canonical(\"%s\", %lu) = %d (%lu), reference %d (%lu)\n",
+			s, max, r, got, ref, want);
+		abort();
+	}
 	free(s);
 	FUZZ_CHECK(!xs_parse_uint(NULL, max, &got));
+	FUZZ_CHECK(!xs_parse_canonical(NULL, max, &got));
 }
 
 static void fuzz_pick_channel(struct fin *f)

@@ -379,7 +379,8 @@ enum op {
 	FRONTEND_RING, FRONTEND_LIMIT, FRONTEND_STATE, BACKEND_STATE, CHECK_CHANNEL,
 	BACKEND_CONNECTION, SERVER_PID, IS_OURS, FIND_DOMAIN, FIND_CHANNEL,
 	SET_BACKEND_STATE, SET_FRONTEND_TTY, SET_SERVER_PID, CREATE_CHANNEL,
-	REMOVE_CHANNEL, WATCH, DRAIN_WATCHES, DOMAIN_ALIVE, LIST_CHANNELS, WAIT_FRONTEND, OPS
+	REMOVE_CHANNEL, WATCH, DRAIN_WATCHES, DOMAIN_ALIVE, LIST_CHANNELS, WAIT_FRONTEND,
+	READ_LEAF, OPS
 };
 
 struct call_ctx {
@@ -770,6 +771,24 @@ static void list_channels(struct call_ctx *c)
 	free(out);
 }
 
+/* xs_read_leaf: exactly read_str's rule, into a buffer of a chosen size. */
+static void read_leaf(struct call_ctx *c)
+{
+	static const char *const leaves[] = { "name", "tty", "xenchan-pid", "backend-id" };
+	size_t cap = 1 + fin_u8(c->f) % 64;
+	const char *leaf = leaves[fin_u8(c->f) % 4];
+	char *buf = malloc(cap), p[PATH_CAP];
+	bool r;
+
+	FUZZ_CHECK(buf != NULL);
+	r = xs_read_leaf(H, c->ch.fe, leaf, buf, cap);
+	node(p, c->ch.fe, leaf);
+	FUZZ_CHECK(r == str_ok(read_of(p), cap));
+	if (r)
+		FUZZ_CHECK(strcmp(buf, read_of(p)->val) == 0);
+	free(buf);
+}
+
 static void wait_frontend(struct call_ctx *c)
 {
 	bool want_gone = fin_u8(c->f) & 1;
@@ -853,6 +872,9 @@ static void one_call(struct call_ctx *c, uint8_t op)
 		break;
 	case WAIT_FRONTEND:
 		wait_frontend(c);
+		break;
+	case READ_LEAF:
+		read_leaf(c);
 		break;
 	}
 	/* msg untouched, or a string within msglen. */

@@ -168,7 +168,7 @@ def parse_seeds():
  BACKEND_CONNECTION, SERVER_PID, IS_OURS, FIND_DOMAIN, FIND_CHANNEL,
  SET_BACKEND_STATE, SET_FRONTEND_TTY, SET_SERVER_PID, CREATE_CHANNEL,
  REMOVE_CHANNEL, WATCH, DRAIN_WATCHES, DOMAIN_ALIVE, LIST_CHANNELS,
- WAIT_FRONTEND) = range(20)
+ WAIT_FRONTEND, READ_LEAF) = range(21)
 DOMID, BACKEND, DEVID = 7, 0, 1
 FE = '/local/domain/%d/device/console/%d' % (DOMID, DEVID)
 BE = '/local/domain/%d/backend/console/%d/%d' % (BACKEND, DOMID, DEVID)
@@ -253,6 +253,9 @@ def xs_seeds():
           + ABSENT + val('') + ABSENT + ABSENT)
     write('xs', 'wait-frontend', call(WAIT_FRONTEND) + u8(0) + u8(10)
           + OK + val('4') + u8(0) + val('6') + OK)
+    write('xs', 'read-leaf', call(READ_LEAF) + u8(15) + u8(0) + val('org.example.a'))
+    write('xs', 'read-leaf-too-long', call(READ_LEAF) + u8(3) + u8(0) + val('org.example.a'))
+    write('xs', 'read-leaf-nul', call(READ_LEAF) + u8(40) + u8(1) + val('/dev/pts/1\0x'))
 
 
 def main():
