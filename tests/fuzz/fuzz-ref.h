@@ -36,10 +36,17 @@ static inline bool ref_parse_uint(const char *s, unsigned long max, unsigned lon
 	return true;
 }
 
+/* A device directory's name: a number as "%u" writes it (no leading zero),
+ * since only such a name is where the paths built from its number lead. */
+static inline bool ref_devid_node(const char *s, unsigned long *out)
+{
+	return (s[0] != '0' || s[1] == '\0') && ref_parse_uint(s, REF_DEVID_MAX, out);
+}
+
 /* A channel argument against a listing: a number (as devids are read, up to
- * 65535) is a devid, the first entry of that number, and 0 is the primary
- * console (invalid); anything else is a name, which must be the "name" of
- * exactly one entry with a non-zero numeric devid. */
+ * 65535) is a devid, the first entry named by that number, and 0 is the
+ * primary console (invalid); anything else is a name, which must be the
+ * "name" of exactly one entry with a non-zero devid name. */
 static inline enum xs_result ref_pick_channel(char *const *devids, char *const *names,
 					      size_t n, const char *want, size_t *index)
 {
@@ -50,14 +57,14 @@ static inline enum xs_result ref_pick_channel(char *const *devids, char *const *
 		if (w == 0)
 			return XSR_INVALID;
 		for (size_t i = 0; i < n; i++)
-			if (ref_parse_uint(devids[i], REF_DEVID_MAX, &id) && id == w) {
+			if (ref_devid_node(devids[i], &id) && id == w) {
 				*index = i;
 				return XSR_OK;
 			}
 		return XSR_NOT_FOUND;
 	}
 	for (size_t i = n; i-- > 0;)   /* the other way round from xs.c */
-		if (ref_parse_uint(devids[i], REF_DEVID_MAX, &id) && id != 0
+		if (ref_devid_node(devids[i], &id) && id != 0
 		    && names[i] != NULL && strcmp(names[i], want) == 0) {
 			found++;
 			*index = i;
