@@ -101,6 +101,7 @@ struct proxy {
 	bool created;                    /* we hot-plugged it: unplug on stop */
 	bool ready_sent;                 /* systemd has had READY=1 */
 	bool draining;                   /* stopping once the client has what is held */
+	struct timespec drain_start;     /* ... or once STOP_DRAIN_MS have passed */
 	bool stop;
 	int exit_code;
 };

@@ -39,6 +39,7 @@
 
 #define DEFAULT_LIMIT     (1UL << 20)   /* libxl's "limit" node */
 #define FINAL_DRAIN_MS    5000          /* give a reading client this long at the end */
+#define STOP_DRAIN_MS     5000          /* on a signal, this long in all */
 /* A guest may notify far more often than it makes progress.  More than
  * STORM_EVENTS notifications that move no byte within STORM_WINDOW_MS leave
  * the port masked until the window ends: the storm costs us at most
@@ -474,9 +475,10 @@ static void on_signal(struct proxy *p)
 			continue;
 		}
 		/* A restart must not lose what a connected client was about
-		 * to get: it has FINAL_DRAIN_MS without progress to take it.
-		 * A second signal stops at once. */
+		 * to get: it has STOP_DRAIN_MS in all (a slow client must not
+		 * hold a stop up) to take it.  A second signal stops at once. */
 		if (p->held.len > 0 && client_writable(p) && !p->draining) {
+			clock_gettime(CLOCK_MONOTONIC, &p->drain_start);
 			plog(p, XTL_INFO, -1, "signal %d: stopping once the client has the %zu "
 			     "bytes held (backend state left as it is)", (int)si.ssi_signo,
 			     p->held.len);
@@ -562,6 +564,10 @@ static int poll_setup(struct proxy *p, struct pollfd *pfd)
 		timeout = p->ep.retry_ms;
 	if (ending)
 		timeout = FINAL_DRAIN_MS;
+	if (p->draining) {
+		long left = ms_left(&p->drain_start, STOP_DRAIN_MS);
+		timeout = left < 0 ? 0 : (int)left;
+	}
 	if (p->storm_masked) {
 		long left = ms_left(&p->storm_start, STORM_WINDOW_MS);
 		left = left < 0 ? 0 : left;
@@ -646,7 +652,8 @@ static void loop_once(struct proxy *p)
 	/* At the end, a client gets FINAL_DRAIN_MS without progress to take
 	 * what is held. */
 	if ((p->phase == PH_ENDING || p->draining)
-	    && (p->held.len == 0 || !client_writable(p) || n == 0))
+	    && (p->held.len == 0 || !client_writable(p) || n == 0
+		|| (p->draining && ms_left(&p->drain_start, STOP_DRAIN_MS) <= 0)))
 		p->stop = true;
 }
 
