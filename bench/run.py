@@ -1168,7 +1168,10 @@ plot '%s' u 1:2 w l lw 2 t 'through xenchan-proxy', '%s' u 1:2 w l lw 2 dt 2 t '
         print(table)
         commit = subprocess.run(["git", "-C", REPO, "rev-parse", "--short", "HEAD"],
                                 capture_output=True, text=True).stdout.strip()
-        dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--untracked-files=no"],
+        # Changes to the sources, not to what this run itself writes.
+        dirty = subprocess.run(["git", "-C", REPO, "status", "--porcelain", "--untracked-files=no",
+                                "--", ".", ":!bench/RESULTS.md", ":!bench/results.json",
+                                ":!bench/*.png"],
                                capture_output=True, text=True).stdout.strip()
         md = ["# xenchan-proxy benchmarks: latest run", "",
               "`make bench` (bench/run.py) on the simulated Xen host of tests/sim, %s, commit %s%s; "
