@@ -963,22 +963,19 @@ class Bench:
                     self.r["throughput_%s_%s_%d" % (k, d, size)]
                     for d in ("out", "in") for k in ("mbps", "limit_mbps"))))
         png = os.path.join(self.out, "throughput.png")
-        script = """
-set terminal pngcairo size 900,560 font ",10"
-set output '%s'
-set title 'Throughput by write size (medians of %d runs)'
+        body = """
 set logscale xy
 set xlabel 'write size (bytes)'
 set ylabel 'MB/s'
 set xtics ("1 B" 1, "64 B" 64, "1 KiB" 1024, "64 KiB" 65536)
 set key left top
-set grid
 plot '%s' u 1:2 w lp lw 2 pt 7 t 'proxy, guest to dom0', \\
      '%s' u 1:3 w lp lw 2 pt 6 dt 2 t 'ring limit (mini-backend), guest to dom0', \\
      '%s' u 1:4 w lp lw 2 pt 5 t 'proxy, dom0 to guest', \\
      '%s' u 1:5 w lp lw 2 pt 4 dt 2 t 'ring limit (mini-backend), dom0 to guest'
-""" % (png, self.r["throughput_repetitions"], dat, dat, dat, dat)
-        if self.gnuplot(script):
+""" % (dat, dat, dat, dat)
+        if self.plot(png, "Throughput by write size (medians of %d runs)"
+                     % self.r["throughput_repetitions"], body):
             made.append(png)
         if self.rtt:
             files = {}
@@ -992,23 +989,23 @@ plot '%s' u 1:2 w lp lw 2 pt 7 t 'proxy, guest to dom0', \\
                     f.write("%.3f 1.0\n" % (v[-1] / 1e3))
                 files[name] = path
             png = os.path.join(self.out, "latency-cdf.png")
-            script = """
-set terminal pngcairo size 900,560 font ",10"
-set output '%s'
-set title 'Echo round trip guest -> dom0 -> guest (%d round trips each)'
+            body = """
 set logscale x
 set xlabel 'round trip (microseconds)'
 set ylabel 'fraction of round trips'
 set key right bottom
-set grid
 set yrange [0:1]
 plot '%s' u 1:2 w l lw 2 t 'through xenchan-proxy', '%s' u 1:2 w l lw 2 dt 2 t 'through mini-backend'
-""" % (png, self.r["latency_round_trips"], files["proxy"], files["baseline"])
-            if self.gnuplot(script):
+""" % (files["proxy"], files["baseline"])
+            if self.plot(png, "Echo round trip guest -> dom0 -> guest (%d round trips each)"
+                         % self.r["latency_round_trips"], body):
                 made.append(png)
         return made
 
-    def gnuplot(self, script):
+    def plot(self, png, title, body):
+        """One PNG of the bench's size and style: the title, then body."""
+        script = ("set terminal pngcairo size 900,560 font \",10\"\nset output '%s'\n"
+                  "set title '%s'\nset grid\n%s" % (png, title, body))
         r = subprocess.run(["gnuplot"], input=script, text=True, capture_output=True)
         if r.returncode != 0:
             log("gnuplot failed: %s" % r.stderr.strip()[-500:])
