@@ -261,9 +261,11 @@ static int create_channel(struct proxy *p)
 	unsigned existing = 0;
 	enum xs_result r;
 
+	/* F/limit is what libxl writes, not our --buffer: it is the default of
+	 * every later proxy of this channel, and one process's choice (say
+	 * --buffer 0 with keep) must not become a successor's bound. */
 	p->ch.devid = p->opt.create_devid;
-	r = xs_create_channel(p->xs, &p->ch, p->opt.channel,
-			      p->opt.buffer_set ? p->opt.buffer : DEFAULT_LIMIT, conn,
+	r = xs_create_channel(p->xs, &p->ch, p->opt.channel, DEFAULT_LIMIT, conn,
 			      endpoint_socket_path(&p->ep), &existing, msg, sizeof(msg));
 	if (r == XSR_OK) {
 		p->created = true;

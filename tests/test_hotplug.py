@@ -122,6 +122,35 @@ def test_existing_name_refused_stale_taken_over(host):
 
 
 @pytest.mark.timeout(60)
+def test_create_writes_libxls_limit_not_its_own_buffer(host):
+    """--buffer binds its process only.  A channel created by a proxy with
+    --buffer 0 (keep) and taken over by one with no --buffer: the successor
+    holds what the guest writes while no client is there, rather than
+    inheriting a bound of 0 from F/limit and discarding it."""
+    d = host.domain_create("lim")
+    g = host.guest(d, name="org.example.l")
+    p1, sock = create(host, d, "org.example.l", "--buffer", "0", "--overflow-data", "keep")
+    connected(host, d, 1)
+    assert host.xs.read(fe(d, 1) + "/limit") == b"1048576"
+    p1.signal(signal.SIGKILL)
+    p1.wait()
+    os.unlink(sock)
+    p2, _ = create(host, d, "org.example.l", "-v")
+    host.wait_xs(be(d, 1) + "/state", "4")
+    host_wait_log(p2, r"connected: ring-ref")
+    data = os.urandom(256 * 1024)
+    with g.connect() as t:
+        send_all(t, data, 30)        # drains only into p2's held buffer
+        host_wait_log(p2, r"guest>dom0 \d+ bytes, to offset %d " % len(data))
+        with wait_socket_connectable(sock) as c:
+            assert recv_exact(c, len(data), timeout=30) == data
+    assert not re.search(r"discarded \d+ bytes", p2.log())
+    p2.signal(signal.SIGTERM)
+    assert p2.wait(15) == 0
+    assert g.wait(10) == 0
+
+
+@pytest.mark.timeout(60)
 def test_list_configured_hotplugged_and_stale(host):
     d = host.domain_create("listed")
     host.channel_add(d, "org.example.conf", connection="socket", path="/run/conf.sock")

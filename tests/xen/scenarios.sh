@@ -332,7 +332,9 @@ s_restart() {
 	# leave the ring only into the client's socket, so a kill -9 can lose
 	# none and the records must run on without a gap.  With a buffer, a
 	# kill loses what it held (protocol.md, Reattach; the hermetic tests
-	# cover that and SIGTERM, which hands held bytes over first).
+	# cover that and SIGTERM, which hands held bytes over first).  The
+	# second proxy has no --buffer: its bound is F/limit, which the first
+	# one's --create wrote as libxl does (1 MiB), not as its own 0.
 	plug r g1 org.example.r --listen /run/r.sock --buffer 0 --overflow-data keep || return
 	devid=$DEVID
 	seq=$(gcmd "$d" "restartside $devid 1 1048576 65536 240")
