@@ -337,6 +337,8 @@ s_restart() {
 	# one's --create wrote as libxl does (1 MiB), not as its own 0.
 	plug r g1 org.example.r --listen /run/r.sock --buffer 0 --overflow-data keep || return
 	devid=$DEVID
+	lim=$(xenstore-read /local/domain/$d/device/console/$devid/limit)
+	[ "$lim" = 1048576 ] || fail "F/limit is '$lim', not libxl's 1048576"
 	seq=$(gcmd "$d" "restartside $devid 1 1048576 65536 240")
 	gready "$d" "$seq" 40 || { fail "guest never opened hvc1"; proxy_stop r; return; }
 	rm -f /tmp/part1 /tmp/part2 /tmp/xtio.r1.rc
