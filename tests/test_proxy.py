@@ -62,6 +62,17 @@ def recv_some(end, timeout=10):
     return end.recv(65536)
 
 
+def recv_available(end):
+    """Everything queued on the socket now, without waiting for more."""
+    got = b""
+    while select.select([end], [], [], 0)[0]:
+        chunk = end.recv(65536)
+        if not chunk:
+            break
+        got += chunk
+    return got
+
+
 # ---- the relay, every endpoint ----------------------------------------------------
 
 @pytest.mark.timeout(120)
@@ -200,17 +211,18 @@ def test_bytes_wait_for_first_client(host):
             assert recv_exact(c, len(data), timeout=30) == data
 
 
-def host_wait_stat(g, key, value, timeout=20):
-    """Wait until guest-sim's stats file says key == value (inotify)."""
+def host_wait_stats(g, timeout=20, **want):
+    """Wait until guest-sim's stats file holds every key=value of want (inotify)."""
     import simhost
     path = os.path.join(g.host.dir, "guest")
 
     def check():
         try:
-            return g.stats().get(key) == value or None
+            st = g.stats()
         except OSError:
             return None
-    simhost._wait_dir(path, check, timeout, "%s=%s in guest stats" % (key, value), g.proc)
+        return all(st.get(k) == v for k, v in want.items()) or None
+    simhost._wait_dir(path, check, timeout, "%s in guest stats" % want, g.proc)
 
 
 @pytest.mark.timeout(60)
@@ -506,6 +518,41 @@ def test_sigterm_restart_loses_nothing(host):
             writer.join()
     assert got1 + got2 == data
     assert host.xs.read(fe(d, n) + "/state") == b"4"
+
+
+@pytest.mark.timeout(60)
+def test_stopping_proxy_leaves_new_bytes_in_the_ring(host):
+    """Once stopping, the proxy takes nothing more out of out[]: what the
+    guest writes while the held bytes drain stays in the ring, where a second
+    signal cannot lose it, and the next proxy delivers it.  What a stop may
+    lose is only what it held before and the client never read."""
+    d, n, g = setup_channel(host)
+    p1, sock = listen_proxy(host, d, n, "-vv")
+    connected(host, d, n)
+    before, during = os.urandom(200000), os.urandom(8192)
+    with g.connect() as t:
+        with client(sock) as c1:
+            send_all(t, before, 20)
+            host_wait_log(p1, r"to offset %d \(\d+ held" % len(before))
+            p1.signal(signal.SIGTERM)
+            host_wait_log(p1, r"stopping once the client has the \d+ bytes held")
+            send_all(t, during, 20)
+            # out[] fills and stays full: the draining proxy leaves it alone.
+            host_wait_stats(g, writer_waiting=1, out_bytes=len(before) + 2048)
+            # The client empties its socket: the proxy wakes, refills it from
+            # what it holds and looks at out[] in that same turn, before it
+            # can read the second signal.
+            got1 = recv_available(c1)
+            assert select.select([c1], [], [], 10)[0]
+            p1.signal(signal.SIGTERM)            # a second signal: stop now
+            assert p1.wait(10) == 0
+            got1 += recv_until_eof(c1, timeout=10)
+        assert before.startswith(got1) and len(got1) < len(before)
+        p2, _ = listen_proxy(host, d, n)
+        with client(sock) as c2:
+            assert recv_exact(c2, len(during), timeout=20) == during
+    p2.signal(signal.SIGTERM)
+    assert p2.wait(15) == 0
 
 
 @pytest.mark.timeout(60)

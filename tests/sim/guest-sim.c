@@ -266,11 +266,11 @@ static void stats_format(const struct guest *g, char *buf, size_t len)
 
 	snprintf(buf, len,
 		 "state=%d\nphase=%s\nout_bytes=%" PRIu64 "\nin_bytes=%" PRIu64
-		 "\nwrite_wait_ns=%" PRIu64 "\nwrite_waits=%" PRIu64
+		 "\nwrite_wait_ns=%" PRIu64 "\nwrite_waits=%" PRIu64 "\nwriter_waiting=%d"
 		 "\nprotocol_errors=%" PRIu64 "\nevents=%" PRIu64
 		 "\nnotifies=%" PRIu64 "\n",
 		 g->fe_state, phase_names[g->phase], s->out_bytes, s->in_bytes,
-		 s->write_wait_ns, s->write_waits, s->protocol_errors,
+		 s->write_wait_ns, s->write_waits, g->writer_waiting, s->protocol_errors,
 		 s->events, s->notifies);
 }
 
@@ -439,6 +439,7 @@ static void writer_wait_check_start(struct guest *g)
 	if (tty_unread(g->tty.rfd) > 0) {
 		g->writer_waiting = true;
 		g->wait_start = now_mono();
+		stats_write(g);   /* a test may wait for the guest to be stuck */
 	}
 }
 
