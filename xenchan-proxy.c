@@ -167,82 +167,91 @@ static int parse_operands(struct options *o, int n, char **arg)
 	return usage("expected DOMAIN and CHANNEL");
 }
 
+enum { OPT_BUFFER = 256, OPT_OVERFLOW, OPT_CREATE, OPT_DEVID, OPT_REMOVE, OPT_LIST,
+       OPT_NO_SECCOMP };
+static const struct option longopts[] = {
+	{ "listen", required_argument, NULL, 'l' },
+	{ "connect", required_argument, NULL, 'c' },
+	{ "pty", optional_argument, NULL, 'p' },
+	{ "stdio", no_argument, NULL, 's' },
+	{ "mode", required_argument, NULL, 'm' },
+	{ "backend-domid", required_argument, NULL, 'b' },
+	{ "transcript", required_argument, NULL, 't' },
+	{ "buffer", required_argument, NULL, OPT_BUFFER },
+	{ "overflow-data", required_argument, NULL, OPT_OVERFLOW },
+	{ "create", no_argument, NULL, OPT_CREATE },
+	{ "devid", required_argument, NULL, OPT_DEVID },
+	{ "remove", no_argument, NULL, OPT_REMOVE },
+	{ "list", no_argument, NULL, OPT_LIST },
+	{ "user", required_argument, NULL, 'u' },
+	{ "no-seccomp", no_argument, NULL, OPT_NO_SECCOMP },
+	{ "verbose", no_argument, NULL, 'v' },
+	{ "quiet", no_argument, NULL, 'q' },
+	{ "help", no_argument, NULL, 'h' },
+	{ "version", no_argument, NULL, 'V' },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* One option and its argument: 0, a usage exit code, or -1 for --help and
+ * --version (done). */
+static int take_option(struct options *o, int c, char *arg)
+{
+	unsigned long v;
+
+	switch (c) {
+	case 'l': return set_endpoint(o, EP_LISTEN, arg);
+	case 'c': return set_endpoint(o, EP_CONNECT, arg);
+	case 'p': return set_endpoint(o, EP_PTY, arg);
+	case 's': return set_endpoint(o, EP_STDIO, NULL);
+	case 'm':
+		if (arg[0] < '0' || arg[0] > '7' || strspn(arg, "01234567") != strlen(arg)
+		    || (v = strtoul(arg, NULL, 8)) > 0777)
+			return usage("--mode takes octal permissions, such as 0660");
+		o->mode = v;
+		break;
+	case 'b':
+		if (!xs_parse_uint(arg, 0x7fef, &v))
+			return usage("--backend-domid takes a domid");
+		o->backend_domid = v;
+		break;
+	case 't': o->transcript = arg; break;
+	case OPT_BUFFER:
+		if (!parse_size(arg, &o->buffer))
+			return usage("--buffer takes a size in bytes (K, M, G suffixes)");
+		o->buffer_set = true;
+		break;
+	case OPT_OVERFLOW:
+		if (strcmp(arg, "keep") != 0 && strcmp(arg, "discard") != 0)
+			return usage("--overflow-data takes discard or keep");
+		o->overflow_keep = strcmp(arg, "keep") == 0;
+		break;
+	case OPT_CREATE: o->command = MODE_CREATE; break;
+	case OPT_DEVID:
+		if (!xs_parse_uint(arg, 9, &v) || v == 0)
+			return usage("--devid takes a devid from 1 to 9 (hvc_xen reads one digit)");
+		o->create_devid = v;
+		break;
+	case OPT_REMOVE: o->command = MODE_REMOVE; break;
+	case OPT_LIST: o->command = MODE_LIST; break;
+	case 'u': o->user = arg; break;
+	case OPT_NO_SECCOMP: o->no_seccomp = true; break;
+	case 'v': o->verbosity++; break;
+	case 'q': o->verbosity = -1; break;
+	case 'h': fputs(usage_text, stdout); return -1;
+	case 'V': printf("xenchan-proxy %s\n", XENCHAN_VERSION); return -1;
+	default: return usage(NULL);
+	}
+	return 0;
+}
+
 static int parse_options(struct options *o, int argc, char **argv)
 {
-	enum { OPT_BUFFER = 256, OPT_OVERFLOW, OPT_CREATE, OPT_DEVID, OPT_REMOVE, OPT_LIST,
-	       OPT_NO_SECCOMP };
-	static const struct option longopts[] = {
-		{ "listen", required_argument, NULL, 'l' },
-		{ "connect", required_argument, NULL, 'c' },
-		{ "pty", optional_argument, NULL, 'p' },
-		{ "stdio", no_argument, NULL, 's' },
-		{ "mode", required_argument, NULL, 'm' },
-		{ "backend-domid", required_argument, NULL, 'b' },
-		{ "transcript", required_argument, NULL, 't' },
-		{ "buffer", required_argument, NULL, OPT_BUFFER },
-		{ "overflow-data", required_argument, NULL, OPT_OVERFLOW },
-		{ "create", no_argument, NULL, OPT_CREATE },
-		{ "devid", required_argument, NULL, OPT_DEVID },
-		{ "remove", no_argument, NULL, OPT_REMOVE },
-		{ "list", no_argument, NULL, OPT_LIST },
-		{ "user", required_argument, NULL, 'u' },
-		{ "no-seccomp", no_argument, NULL, OPT_NO_SECCOMP },
-		{ "verbose", no_argument, NULL, 'v' },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "help", no_argument, NULL, 'h' },
-		{ "version", no_argument, NULL, 'V' },
-		{ NULL, 0, NULL, 0 },
-	};
-	unsigned long v;
 	int c, r = 0;
 
 	memset(o, 0, sizeof(*o));
 	o->mode = 0600;
-	while (r == 0 && (c = getopt_long(argc, argv, "l:c:p::sm:b:t:u:vqhV", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'l': r = set_endpoint(o, EP_LISTEN, optarg); break;
-		case 'c': r = set_endpoint(o, EP_CONNECT, optarg); break;
-		case 'p': r = set_endpoint(o, EP_PTY, optarg); break;
-		case 's': r = set_endpoint(o, EP_STDIO, NULL); break;
-		case 'm':
-			if (optarg[0] < '0' || optarg[0] > '7' || strspn(optarg, "01234567") != strlen(optarg)
-			    || (v = strtoul(optarg, NULL, 8)) > 0777)
-				return usage("--mode takes octal permissions, such as 0660");
-			o->mode = v;
-			break;
-		case 'b':
-			if (!xs_parse_uint(optarg, 0x7fef, &v))
-				return usage("--backend-domid takes a domid");
-			o->backend_domid = v;
-			break;
-		case 't': o->transcript = optarg; break;
-		case OPT_BUFFER:
-			if (!parse_size(optarg, &o->buffer))
-				return usage("--buffer takes a size in bytes (K, M, G suffixes)");
-			o->buffer_set = true;
-			break;
-		case OPT_OVERFLOW:
-			if (strcmp(optarg, "keep") != 0 && strcmp(optarg, "discard") != 0)
-				return usage("--overflow-data takes discard or keep");
-			o->overflow_keep = strcmp(optarg, "keep") == 0;
-			break;
-		case OPT_CREATE: o->command = MODE_CREATE; break;
-		case OPT_DEVID:
-			if (!xs_parse_uint(optarg, 9, &v) || v == 0)
-				return usage("--devid takes a devid from 1 to 9 (hvc_xen reads one digit)");
-			o->create_devid = v;
-			break;
-		case OPT_REMOVE: o->command = MODE_REMOVE; break;
-		case OPT_LIST: o->command = MODE_LIST; break;
-		case 'u': o->user = optarg; break;
-		case OPT_NO_SECCOMP: o->no_seccomp = true; break;
-		case 'v': o->verbosity++; break;
-		case 'q': o->verbosity = -1; break;
-		case 'h': fputs(usage_text, stdout); return -1;
-		case 'V': printf("xenchan-proxy %s\n", XENCHAN_VERSION); return -1;
-		default: return usage(NULL);
-		}
-	}
+	while (r == 0 && (c = getopt_long(argc, argv, "l:c:p::sm:b:t:u:vqhV", longopts, NULL)) != -1)
+		r = take_option(o, c, optarg);
 	if (r != 0)
 		return r;
 	if (o->create_devid && o->command != MODE_CREATE)
