@@ -62,17 +62,6 @@ def recv_some(end, timeout=10):
     return end.recv(65536)
 
 
-def recv_available(end):
-    """Everything queued on the socket now, without waiting for more."""
-    got = b""
-    while select.select([end], [], [], 0)[0]:
-        chunk = end.recv(65536)
-        if not chunk:
-            break
-        got += chunk
-    return got
-
-
 # ---- the relay, every endpoint ----------------------------------------------------
 
 @pytest.mark.timeout(120)
@@ -539,11 +528,12 @@ def test_stopping_proxy_leaves_new_bytes_in_the_ring(host):
             send_all(t, during, 20)
             # out[] fills and stays full: the draining proxy leaves it alone.
             host_wait_stats(g, writer_waiting=1, out_bytes=len(before) + 2048)
-            # The client empties its socket: the proxy wakes, refills it from
-            # what it holds and looks at out[] in that same turn, before it
-            # can read the second signal.
-            got1 = recv_available(c1)
-            assert select.select([c1], [], [], 10)[0]
+            # The client reads 64 KiB, more than its socket holds: the proxy
+            # must refill it from what it holds, looking at the full out[]
+            # in each such turn, before it can read the second signal.  It
+            # still holds bytes then, so nothing may go straight from out[]
+            # to the client.
+            got1 = recv_exact(c1, 65536, timeout=10)
             p1.signal(signal.SIGTERM)            # a second signal: stop now
             assert p1.wait(10) == 0
             got1 += recv_until_eof(c1, timeout=10)
