@@ -154,7 +154,7 @@ def test_create_writes_libxls_limit_not_its_own_buffer(host):
 def test_list_configured_hotplugged_and_stale(host):
     d = host.domain_create("listed")
     host.channel_add(d, "org.example.conf", connection="socket", path="/run/conf.sock")
-    gh = host.guest(d, name="org.example.hot")
+    host.guest(d, name="org.example.hot")
     ph, _ = create(host, d, "org.example.hot")
     connected(host, d, 2)
     ps, _ = create(host, d, "org.example.gone")

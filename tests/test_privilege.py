@@ -8,7 +8,7 @@ import signal
 import pytest
 
 from simhost import recv_exact, send_all, wait_socket_connectable
-from test_proxy import be, connected, host_wait_log, listen_proxy, setup_channel
+from test_proxy import connected, host_wait_log, listen_proxy, setup_channel
 
 
 def uid_of(pid):

@@ -7,14 +7,12 @@ import select
 import signal
 import socket
 import stat
-import subprocess
-import termios
 import tty
 
 import pytest
 
 from simhost import (exchange, recv_exact, recv_until_eof, send_all, thread_switches,
-                     wait_asleep, wait_file, wait_proc_exit, wait_socket_connectable)
+                     wait_asleep, wait_file, wait_socket_connectable)
 
 MIB = 1 << 20
 BIG = 16 * MIB
@@ -53,13 +51,6 @@ def listen_proxy(host, d, n, *extra):
 
 def client(sock, timeout=10):
     return wait_socket_connectable(sock, timeout)
-
-
-def recv_some(end, timeout=10):
-    """Whatever one read returns (at least one byte) within the deadline."""
-    r, _, _ = select.select([end], [], [], timeout)
-    assert r, "nothing to read within %gs" % timeout
-    return end.recv(65536)
 
 
 # ---- the relay, every endpoint ----------------------------------------------------
@@ -584,7 +575,7 @@ def test_lookup_by_name_and_number(host):
     d = host.domain_create("named")
     host.channel_add(d, "org.example.one")
     n2 = host.channel_add(d, "org.example.two")
-    g = host.guest(d, n2)
+    host.guest(d, n2)
     for dom, chan in (("named", "org.example.two"), (str(d), str(n2)), ("named", str(n2))):
         p = host.proxy(dom, chan, "--stdio", check_ready=False)
         connected(host, d, n2)
@@ -650,6 +641,7 @@ def test_stale_socket_replaced_live_refused(host):
     with client(sock) as c, g.connect() as t:   # the first one still serves
         send_all(t, b"ok")
         assert recv_exact(c, 2) == b"ok"
+    assert p.proc.poll() is None
     regular = os.path.join(host.dir, "file")
     open(regular, "w").close()
     p3 = host.proxy(str(d), str(n), "--listen", regular, check_ready=False)

@@ -237,7 +237,7 @@ def test_restart_prevent_matches_exit_codes(host):
         assert (code in prevent) == (code != EX_UNAVAILABLE), (code, prevent)
         assert not notify.pending(), "a failed start sent sd_notify: %r" % (notify.early,)
     # Domain death: exit 0, which Restart=on-failure does not restart.
-    g = host.guest(d, n)
+    host.guest(d, n)
     p = host.proxy("--", "web1:" + CHANNEL, check_ready=False, env=notify.env(host))
     connected(host, d, n)
     assert notify.recv()[0].get("READY") == "1"
