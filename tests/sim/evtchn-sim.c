@@ -20,10 +20,13 @@
  * epoll_ctl and sendto on descriptors the handle holds.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 #include <xenevtchn.h>
@@ -50,7 +53,7 @@ struct evtchn_port {
 
 struct xenevtchn_handle {
 	struct simhv hv;
-	bool probe_forbidden;       /* XENSIM_EVTCHN_PROBE: see xenevtchn_notify */
+	const char *probe;          /* XENSIM_EVTCHN_PROBE: see probe_forbidden */
 	int conn;                   /* to the daemon */
 	int epfd;                   /* the handle's fd: sockets of unmasked ports */
 	struct evtchn_port *ports;
@@ -99,6 +102,41 @@ static void port_forget(xenevtchn_handle *h, struct evtchn_port *p)
 	free(p);
 }
 
+/*
+ * For the seccomp tests: with XENSIM_EVTCHN_PROBE=CALL, every notify first
+ * makes a system call no backend loop makes, from inside the process under
+ * test, with no test code in the proxy: "open" (a file to read), "socket"
+ * (a new network socket), "unlink", "ioctl" (a request the loop never
+ * makes), "exec-map" (new executable memory), "setuid" (back to root);
+ * anything else, personality().  A filter that lets it through finds the
+ * call harmless: nothing it makes is kept.
+ */
+static void probe_forbidden(const char *call)
+{
+	int fd = -1, n;
+	void *m;
+
+	if (!strcmp(call, "open"))
+		fd = open("/etc/passwd", O_RDONLY | O_CLOEXEC);
+	else if (!strcmp(call, "socket"))
+		fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	else if (!strcmp(call, "unlink"))
+		unlink("/nonexistent/xensim-probe");
+	else if (!strcmp(call, "ioctl"))
+		ioctl(0, FIONREAD, &n);
+	else if (!strcmp(call, "exec-map")) {
+		m = mmap(NULL, 4096, PROT_READ | PROT_EXEC, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+		if (m != MAP_FAILED)
+			munmap(m, 4096);
+	} else if (!strcmp(call, "setuid")) {
+		n = setuid(0);
+	} else {
+		syscall(SYS_personality, 0xffffffffUL);
+	}
+	if (fd >= 0)
+		close(fd);
+}
+
 /* A port the daemon made for us, or -1: after a bind request. */
 static xenevtchn_port_or_error_t port_bound(xenevtchn_handle *h, int r, int sock,
 					    const struct simhv_rep *rep)
@@ -131,7 +169,7 @@ xenevtchn_handle *xenevtchn_open(struct xentoollog_logger *logger,
 		close(h->conn);
 		goto fail;
 	}
-	h->probe_forbidden = getenv("XENSIM_EVTCHN_PROBE") != NULL;
+	h->probe = getenv("XENSIM_EVTCHN_PROBE");
 	return h;
 fail:
 	free(h);
@@ -222,10 +260,8 @@ int xenevtchn_notify(xenevtchn_handle *xce, evtchn_port_t port)
 
 	if (!p)
 		return -1;
-	/* For the seccomp test: a system call no backend loop makes, from
-	 * inside the process under test, with no test code in the proxy. */
-	if (xce->probe_forbidden)
-		syscall(SYS_personality, 0xffffffffUL);
+	if (xce->probe)
+		probe_forbidden(xce->probe);
 	if (p->peer_known &&
 	    simhv_send_event(p->sock, &p->peer, p->peer_len, port) == 0)
 		return 0;
