@@ -2,6 +2,7 @@
 and the seccomp filter that is on by default (every other test already runs
 the full relay, reconnect and exit paths with it on)."""
 import os
+import pwd
 import re
 import signal
 import socket
@@ -232,3 +233,60 @@ def test_root_without_capabilities_reopens_the_transcript_and_removes_its_socket
     assert b"first" in open(tr + ".1", "rb").read()
     assert b"second" in open(tr, "rb").read() and b"first" not in open(tr, "rb").read()
     assert not os.path.exists(sock)
+
+
+# ---- xenchan-dm's proxies -------------------------------------------------------------
+
+def _dm_proxies_as(host, env_user):
+    """A two-channel domain under xenchan-dm with XENCHAN_PROXY_USER=env_user
+    (None: unset); bytes through its socket channel; then libxl's destroy.
+    Returns (dm, the proxies' /proc status as they served, the socket)."""
+    from test_dm import connected as dm_connected, libxl_destroy, start_dm, two_channel_domain
+    os.chmod(host.dir, 0o755)
+    host.env.pop("XENCHAN_PROXY_USER", None)
+    if env_user is not None:
+        host.env["XENCHAN_PROXY_USER"] = env_user
+    d, sock, g1, g2, argv = two_channel_domain(host)
+    dm = start_dm(host, argv, d)
+    dm_connected(host, d, 1)
+    dm_connected(host, d, 2)
+    st = [status_of(dm.proxy_pid(n)) for n in (1, 2)]
+    with wait_socket_connectable(sock) as c, g1.connect() as t:
+        send_all(t, b"through the dm")
+        assert recv_exact(c, 14) == b"through the dm"
+    libxl_destroy(host, dm, [g1, g2])
+    assert dm.wait() == 0, dm.log()
+    return dm, st, sock
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.skipif(os.geteuid() != 0, reason="the proxies must start as root to drop it")
+def test_dm_runs_its_proxies_as_the_user_and_removes_their_sockets(host):
+    """XENCHAN_PROXY_USER names the proxies' user; they cannot remove their
+    socket from root's directory, so xenchan-dm does once each has exited:
+    nothing is left after libxl's destroy."""
+    dm, st, sock = _dm_proxies_as(host, "nobody")
+    for s in st:
+        assert s["Uid"].split() == [str(NOBODY)] * 4 and int(s["CapEff"], 16) == 0, s
+        assert s["Seccomp"] == ("2" if FILTERED else "0")
+    assert re.search(r"removed .*agent\.sock, its exited proxy's socket", dm.log()), dm.log()
+    assert not os.path.lexists(sock)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.skipif(os.geteuid() != 0, reason="the proxies must start as root")
+def test_dm_default_user_is_xenchan_else_root_without_capabilities(host):
+    """Unset: the package's xenchan user, or (a tree installed without the
+    package) root with no capability and a warning; "root" keeps root."""
+    try:
+        want = pwd.getpwnam("xenchan").pw_uid
+    except KeyError:
+        want = 0
+    dm, st, _ = _dm_proxies_as(host, None)
+    for s in st:
+        assert s["Uid"].split() == [str(want)] * 4 and int(s["CapEff"], 16) == 0, s
+    assert ("user xenchan does not exist" in dm.log()) == (want == 0)
+    dm, st, _ = _dm_proxies_as(host, "root")
+    for s in st:
+        assert s["Uid"].split() == ["0"] * 4 and int(s["CapEff"], 16) == 0, s
+    assert "does not exist" not in dm.log()
