@@ -2,11 +2,15 @@
  * dm-proxies.c - one xenchan-proxy per channel: started, restarted a bounded
  * number of times when it fails, reaped, and signalled at the end.
  */
+#include <errno.h>
+#include <pwd.h>
 #include <signal.h>
 #include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <sysexits.h>
 #include <unistd.h>
@@ -17,6 +21,10 @@
 #ifndef XENCHAN_PROXY_PATH
 #define XENCHAN_PROXY_PATH ""
 #endif
+/* Who the proxies run as once set up: the xenchan-proxy package's system
+ * user, unless $XENCHAN_PROXY_USER names another ("root": stay uid 0, still
+ * with no capability). */
+#define DEFAULT_PROXY_USER "xenchan"
 
 extern char **environ;
 
@@ -27,9 +35,32 @@ extern char **environ;
 #define RESTART_WINDOW_MS 60000
 #define RESTART_DELAY_MS  250
 
+/* $XENCHAN_PROXY_USER, else DEFAULT_PROXY_USER if that user exists (a
+ * tree installed without the package may not have it: then root, said in
+ * the log); "root": no --user. */
+static void choose_proxy_user(struct dm *dm)
+{
+	const char *user = getenv("XENCHAN_PROXY_USER");
+
+	if (user && *user) {
+		dm->proxy_user = strcmp(user, "root") ? user : NULL;
+		return;
+	}
+	errno = 0;
+	if (getpwnam(DEFAULT_PROXY_USER)) {
+		dm->proxy_user = DEFAULT_PROXY_USER;
+		return;
+	}
+	dm->proxy_user = NULL;
+	dm_log(dm, XTL_WARN, errno ? errno : -1, "user %s does not exist (the xenchan-proxy "
+	       "package makes it): the proxies stay root, with no capabilities",
+	       DEFAULT_PROXY_USER);
+}
+
 /* The proxy: $XENCHAN_PROXY, else the path built in, else xenchan-proxy
- * beside us; and extra options for it from $XENCHAN_PROXY_OPTS (for tests
- * and wrappers: --no-seccomp under a sanitizer, -v). */
+ * beside us; the user it becomes after setup; and extra options for it from
+ * $XENCHAN_PROXY_OPTS (for tests and wrappers: --no-seccomp under a
+ * sanitizer, -v; they come after our --user, so theirs wins). */
 void find_proxy(struct dm *dm)
 {
 	const char *env = getenv("XENCHAN_PROXY");
@@ -37,6 +68,7 @@ void find_proxy(struct dm *dm)
 	char *save = NULL, *w, *slash;
 	ssize_t n;
 
+	choose_proxy_user(dm);
 	dm->proxy_opts_buf = opts ? strdup(opts) : NULL;
 	w = dm->proxy_opts_buf ? strtok_r(dm->proxy_opts_buf, " \t", &save) : NULL;
 	for (; w && dm->n_proxy_opts < MAX_PROXY_OPTS; w = strtok_r(NULL, " \t", &save))
@@ -60,7 +92,7 @@ void find_proxy(struct dm *dm)
 
 pid_t spawn_proxy(struct dm *dm, struct channel *ch)
 {
-	char domid[16], devid[16], *argv[MAX_PROXY_OPTS + 8];
+	char domid[16], devid[16], *argv[MAX_PROXY_OPTS + 10];
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t at;
 	sigset_t none, reset;
@@ -71,6 +103,10 @@ pid_t spawn_proxy(struct dm *dm, struct channel *ch)
 	snprintf(domid, sizeof(domid), "%u", dm->cfg.domid);
 	snprintf(devid, sizeof(devid), "%u", ch->devid);
 	argv[n++] = dm->proxy;
+	if (dm->proxy_user) {
+		argv[n++] = "--user";
+		argv[n++] = (char *)dm->proxy_user;
+	}
 	for (unsigned i = 0; i < dm->n_proxy_opts; i++)
 		argv[n++] = dm->proxy_opts[i];
 	argv[n++] = ch->cd->pty ? "--pty" : "--listen";
@@ -139,6 +175,29 @@ static void schedule_restart(struct dm *dm, struct channel *ch, const char *how)
 	       ch->restarts, RESTART_BURST, RESTART_WINDOW_MS / 1000);
 }
 
+/* A proxy that ran as another user cannot unlink its socket from root's
+ * directory (nor can one that was killed): once it has exited, we do, as
+ * long as nothing listens there now (the socket is stale: the rule by
+ * which a proxy replaces one), so libxl finds nothing left. */
+static void remove_stale_socket(struct dm *dm, const struct channel *ch)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct stat st;
+	int fd;
+
+	if (ch->cd->pty || lstat(ch->cd->path, &st) < 0 || !S_ISSOCK(st.st_mode))
+		return;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	memcpy(sa.sun_path, ch->cd->path, sizeof(sa.sun_path));
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 && errno == ECONNREFUSED
+	    && unlink(ch->cd->path) == 0)
+		dm_log(dm, XTL_INFO, -1, "%s: removed %s, its exited proxy's socket", ch->cd->id,
+		       ch->cd->path);
+	close(fd);
+}
+
 static void proxy_exited(struct dm *dm, struct channel *ch, int status)
 {
 	char how[96];
@@ -146,6 +205,7 @@ static void proxy_exited(struct dm *dm, struct channel *ch, int status)
 	describe_status(status, how, sizeof(how));
 	ch->pid = 0;
 	ch->ready = false;
+	remove_stale_socket(dm, ch);
 	if (dm->phase == DM_STOPPING) {
 		dm_log(dm, XTL_INFO, -1, "%s: the proxy for channel %s %s", ch->cd->id,
 		       ch->name, how);

@@ -139,6 +139,7 @@ struct dm {
 	bool xs_lost;                    /* its watch fd no longer polled */
 	int exit_code;
 	char proxy[PATH_MAX];
+	const char *proxy_user;          /* --user for the proxies, or NULL: root */
 	char *proxy_opts_buf;            /* $XENCHAN_PROXY_OPTS, cut into */
 	char *proxy_opts[MAX_PROXY_OPTS]; /* these words */
 	unsigned n_proxy_opts;

@@ -83,6 +83,7 @@ struct proxy {
 	int sigfd;
 	int xs_fd;                       /* xs_fileno, taken once: it locks */
 	int transcript_fd;
+	int notify_fd;                   /* connected to $NOTIFY_SOCKET, or -1 */
 	unsigned long long out_total;    /* bytes taken from out[] since start */
 	unsigned long long in_total;     /* bytes put into in[] since start */
 	unsigned long long discarded;

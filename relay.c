@@ -134,7 +134,7 @@ void ring_attach(struct proxy *p)
 	p->phase = PH_CONNECTED;
 	p->notify_due = true;   /* the guest may be waiting on a full ring */
 	if (!p->ready_sent) {
-		systemd_notify("READY=1\nSTATUS=connected");
+		systemd_notify(p->notify_fd, "READY=1\nSTATUS=connected");
 		p->ready_sent = true;
 	}
 	plog(p, XTL_INFO, -1, "connected: ring-ref %u, port %u (ours %d), %u bytes waiting",

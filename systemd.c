@@ -12,7 +12,7 @@
 #include "systemd.h"
 #include "xs.h"
 
-void systemd_notify(const char *state)
+int systemd_notify_open(void)
 {
 	const char *path = getenv("NOTIFY_SOCKET");
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -21,16 +21,23 @@ void systemd_notify(const char *state)
 
 	if (path == NULL || (path[0] != '/' && path[0] != '@')
 	    || (len = strlen(path)) >= sizeof(sa.sun_path))
-		return;
+		return -1;
 	memcpy(sa.sun_path, path, len);
 	if (path[0] == '@')
 		sa.sun_path[0] = '\0';   /* an abstract socket */
 	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return;
-	sendto(fd, state, strlen(state), MSG_NOSIGNAL, (struct sockaddr *)&sa,
-	       offsetof(struct sockaddr_un, sun_path) + len);
-	close(fd);
+	if (fd >= 0 && connect(fd, (struct sockaddr *)&sa,
+			       offsetof(struct sockaddr_un, sun_path) + len) < 0) {
+		close(fd);
+		fd = -1;
+	}
+	return fd;
+}
+
+void systemd_notify(int fd, const char *state)
+{
+	if (fd >= 0)
+		send(fd, state, strlen(state), MSG_NOSIGNAL | MSG_DONTWAIT);
 }
 
 int systemd_listen_fds(void)

@@ -444,7 +444,7 @@ struct proxy *proxy_new(void)
 
 	if (p == NULL)
 		return NULL;
-	p->sigfd = p->transcript_fd = p->event_port = -1;
+	p->sigfd = p->transcript_fd = p->notify_fd = p->event_port = -1;
 	endpoint_init(&p->ep, EP_NONE, NULL, 0);
 	return p;
 }
@@ -466,6 +466,8 @@ void proxy_free(struct proxy *p)
 		close(p->sigfd);
 	if (p->transcript_fd >= 0)
 		close(p->transcript_fd);
+	if (p->notify_fd >= 0)
+		close(p->notify_fd);
 	if (p->logger)
 		xtl_logger_destroy((xentoollog_logger *)p->logger);
 	free(p->opt.split_arg);
@@ -696,17 +698,25 @@ static int choose_endpoint(struct proxy *p, char *path, size_t len)
 	return toolstack_endpoint(p, path, len);
 }
 
-/* Everything privileged is open: become the user, then admit only the
- * loop's system calls. */
+/* Everything privileged is open: keep no capability, become the user (if
+ * asked), then admit only the loop's system calls. */
 static int enter_sandbox(struct proxy *p)
 {
+	struct sandbox_needs need = {
+		.gnttab_fd = xengnttab_fd(p->gnt), .evtchn_fd = xenevtchn_fd(p->evt),
+		.accept = p->ep.kind == EP_LISTEN, .connect = p->ep.kind == EP_CONNECT,
+		.socket_client = endpoint_is_socket(&p->ep),
+		.transcript = p->opt.transcript != NULL, .unlink_at_exit = p->ep.created_path,
+	};
 	char err[256];
-	int r = 0;
+	int r = sandbox_drop_privileges(p->opt.user, err, sizeof(err));
 
-	if (p->opt.user && (r = sandbox_drop_user(p->opt.user, err, sizeof(err))) == 0)
-		plog(p, XTL_INFO, -1, "running as %s", p->opt.user);
+	if (r == 0)
+		plog(p, XTL_INFO, -1, "running as %s (uid %u) with no capabilities%s",
+		     p->opt.user ? p->opt.user : "root", (unsigned)getuid(),
+		     p->opt.no_seccomp ? "; no system-call filter (--no-seccomp)" : "");
 	if (r == 0 && !p->opt.no_seccomp)
-		r = sandbox_seccomp(err, sizeof(err));
+		r = sandbox_seccomp(&need, err, sizeof(err));
 	if (r != 0)
 		plog(p, XTL_ERROR, -1, "%s", err);
 	/* Setup's garbage (directory listings, the filter's build) goes back
@@ -719,6 +729,7 @@ static int proxy_setup(struct proxy *p)
 {
 	int r;
 
+	p->notify_fd = systemd_notify_open();
 	if ((r = open_signals(p)) || (r = open_xen(p)) || (r = find_channel(p))
 	    || (r = choose_endpoint(p, p->toolstack_path, sizeof(p->toolstack_path))))
 		return r;
@@ -733,7 +744,7 @@ static int proxy_setup(struct proxy *p)
 		return r;
 	if (xs_set_server_pid(p->xs, &p->ch, getpid()) != XSR_OK)
 		plog(p, XTL_WARN, errno, "xs_write %s/xenchan-pid", p->ch.be);
-	systemd_notify("STATUS=waiting for the guest to connect");
+	systemd_notify(p->notify_fd, "STATUS=waiting for the guest to connect");
 	plog(p, XTL_INFO, -1, "serving %s (backend %s) on %s, holding up to %zu bytes",
 	     p->ch.fe, p->ch.be, endpoint_name(p), p->held.bound);
 	return enter_sandbox(p);
@@ -750,7 +761,7 @@ static void proxy_finish(struct proxy *p)
 	ring_release(p);
 	if (p->phase == PH_ENDING || p->xs == NULL || p->ch.be[0] == '\0')
 		return;
-	systemd_notify("STOPPING=1");
+	systemd_notify(p->notify_fd, "STOPPING=1");
 	if (!p->created) {
 		xs_set_server_pid(p->xs, &p->ch, 0);
 		return;

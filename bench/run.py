@@ -264,10 +264,11 @@ def build_helpers(build):
                                    text=True).stdout.split()
         subprocess.run(["cc"] + warn + ["-I" + os.path.join(REPO, "tests", "sim")] + xs_cflags +
                        ["-o", xsd, csrc], check=True)
-    # xensim finds xenstored-sim and guest-sim next to itself (/proc/self/exe),
-    # guest-sim its libraries in $ORIGIN/lib: copy them beside the new daemon.
+    # xensim finds xenstored-sim, simhvd and guest-sim next to itself
+    # (/proc/self/exe), guest-sim its libraries in $ORIGIN/lib: copy them
+    # beside the new daemon.
     sim = os.path.join(build, "sim")
-    for name in ("xensim", "guest-sim", "mini-backend", "lib/libxengnttab.so.1",
+    for name in ("xensim", "simhvd", "guest-sim", "mini-backend", "lib/libxengnttab.so.1",
                  "lib/libxenevtchn.so.1"):
         shutil.copy2(os.path.join(sim, name), os.path.join(bsim, name))
     return cli, big
@@ -1319,7 +1320,7 @@ plot '%s' u 1:2 w l lw 2 t 'through xenchan-proxy', '%s' u 1:2 w l lw 2 dt 2 t '
             "Big host: %d proxies started at once took %.1f s to %s (%d Connected); over that "
             "time xenstored-sim used %.1f s of CPU (%.0f%% of one CPU), the proxies %.1f s in "
             "all (%.1f ms each, most of it exec, the dynamic loader and the test libraries' "
-            "files and sockets) and the guests %.1f s: %.1f s of CPU on %d CPUs.  A "
+            "requests to simhvd) and the guests %.1f s: %.1f s of CPU on %d CPUs.  A "
             "transaction costs %.2f ms on this tree of about %d nodes (%.2f ms at 100 "
             "domains): xenstored-sim copies only the nodes a transaction touches."
             % (n, res["connect_all_s"], "reach the deadline" if res["timed_out"] else "all be Connected",

@@ -582,7 +582,8 @@ class SimHost:
         self.keep_logs = keep_logs        # copy *.log here at stop()
         self.env = None
         self.xs = None
-        self.daemon_pid = None
+        self.daemon_pid = None      # xenstored-sim
+        self.hv_pid = None          # simhvd
         self._procs = []                  # (Popen, log path or None, teardown signal)
         self._serial = 0
 
@@ -607,6 +608,8 @@ class SimHost:
             assert k in self.env, "xensim start printed no %s: %r" % (k, r.stdout)
         with open(os.path.join(self.dir, "xenstored.pid")) as f:
             self.daemon_pid = int(f.read())
+        with open(os.path.join(self.dir, "simhvd.pid")) as f:
+            self.hv_pid = int(f.read())
         self.xs = XS(self.env["XENSTORED_PATH"])
         return self
 
@@ -627,8 +630,10 @@ class SimHost:
         r = subprocess.run(argv, capture_output=True, text=True, timeout=30)
         if r.returncode:
             errors.append("%s exited %d: %s" % (" ".join(argv), r.returncode, r.stderr.strip()))
-        if self.daemon_pid:
-            _reap(self.daemon_pid)
+        # Both daemons, detached by `xensim start`, are ours to reap.
+        for pid in (self.daemon_pid, self.hv_pid):
+            if pid:
+                _reap(pid)
         left = _procs_of(self.dir)
         for pid, _ in left:
             try:
@@ -639,7 +644,7 @@ class SimHost:
         if left:
             errors.append("processes left running: %s" % left)
         logs = [log for _, log, _ in self._procs if log]
-        logs.append(os.path.join(self.dir, "xenstored.log"))
+        logs += [os.path.join(self.dir, "xenstored.log"), os.path.join(self.dir, "simhvd.log")]
         for log in logs:
             if os.path.exists(log):
                 with open(log, errors="replace") as f:

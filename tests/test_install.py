@@ -102,7 +102,7 @@ def check_units(dest, unitdir, bindir):
         installed = open(dest + unitdir + "/" + u).read()
         assert installed == template.replace("/usr/bin/xenchan-proxy", bindir + "/xenchan-proxy")
     service = open(dest + unitdir + "/xenchan-proxy@.service").read()
-    assert exec_lines(service) == ["ExecStart=%s/xenchan-proxy -- %%I" % bindir]
+    assert exec_lines(service) == ["ExecStart=%s/xenchan-proxy --user xenchan -- %%I" % bindir]
     if bindir != "/usr/bin":
         assert "/usr/bin/xenchan-proxy" not in service
 
@@ -345,8 +345,12 @@ def test_make_deb_builds_both_packages_and_lintian_is_clean():
         assert deb_field(deb, "Version") == VERSION
     assert deb_field(guest, "Architecture") == "all"
     depends = deb_field(proxy, "Depends")
-    for lib in ("libxenstore4", "libxengnttab1", "libxenevtchn1", "libc6"):
+    for lib in ("libxenstore4", "libxengnttab1", "libxenevtchn1", "libc6", "adduser"):
         assert lib in depends, depends
+    # The system user the units and xenchan-dm run the proxies as.
+    ctl = subprocess.run(["dpkg-deb", "--info", proxy, "postinst"], capture_output=True,
+                         text=True, timeout=30)
+    assert re.search(r"adduser --system --group .*xenchan", ctl.stdout, re.S), ctl.stdout + ctl.stderr
     assert "xenstore-utils" in deb_field(guest, "Depends")
 
     # The packaged unit runs the packaged binary.
@@ -354,7 +358,7 @@ def test_make_deb_builds_both_packages_and_lintian_is_clean():
     assert x.returncode == 0
     unit = subprocess.run(["tar", "-xOf", "-", "./lib/systemd/system/xenchan-proxy@.service"],
                           input=x.stdout, capture_output=True, timeout=30)
-    assert exec_lines(unit.stdout.decode()) == ["ExecStart=/usr/bin/xenchan-proxy -- %I"]
+    assert exec_lines(unit.stdout.decode()) == ["ExecStart=/usr/bin/xenchan-proxy --user xenchan -- %I"]
 
     r = subprocess.run(["lintian", "--fail-on", "error,warning", changes],
                        capture_output=True, text=True, timeout=300)

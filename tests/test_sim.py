@@ -101,6 +101,7 @@ def test_start_after_crash_and_bad_dirs(tmp_path):
         os.kill(h.daemon_pid, signal.SIGKILL)       # a crashed host: stale pid file, socket
         _reap_when_dead(h.daemon_pid)
         h2 = SimHost(d).start()
+        _reap_when_dead(h.hv_pid)                  # the new host's start replaced it
         assert h2.xs.read("/local/domain/0/domid") == b"0"
         h2.stop()
         h.xs.close()

@@ -232,6 +232,11 @@ class Sim:
         proc = self.spawn([os.path.join(SIM_BIN, "xenstored-sim"), "--socket", self.sock,
                            "--pid-file", pid_file], "xenstored-sim")
         wait_file(pid_file, 10, proc)
+        # The libraries' privileged half: grant files, port sockets, records.
+        pid_file = os.path.join(self.dir, "simhvd.pid")
+        proc = self.spawn([os.path.join(SIM_BIN, "simhvd"), "--dir", self.dir,
+                           "--pid-file", pid_file], "simhvd")
+        wait_file(pid_file, 10, proc)
         self.xs = XS(self.sock)
 
     def spawn(self, argv, log_name, domid=0, **kw):
@@ -363,7 +368,7 @@ class Sim:
 
 @pytest.fixture
 def sim():
-    for f in ("xenstored-sim", "guest-sim", "mini-backend", "lib/libxengnttab.so.1",
+    for f in ("xenstored-sim", "simhvd", "guest-sim", "mini-backend", "lib/libxengnttab.so.1",
               "lib/libxenevtchn.so.1"):
         if not os.path.exists(os.path.join(SIM_BIN, f)):
             pytest.fail("%s/%s is missing: run make sim (or set XENCHAN_BUILD)" % (SIM_BIN, f))

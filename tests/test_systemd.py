@@ -191,14 +191,19 @@ def test_unit_settings():
     svc, sock = unit_settings(SERVICE), unit_settings(SOCKET)
     s = svc["Service"]
     assert s["Type"] == ["notify"]
-    # The one operand DOMAIN:CHANNEL, unescaped (%I), after "--".
-    assert s["ExecStart"] == [INSTALLED_BINARY + " -- %I"]
+    # The one operand DOMAIN:CHANNEL, unescaped (%I), after "--"; as the
+    # package's xenchan user once set up.
+    assert s["ExecStart"] == [INSTALLED_BINARY + " --user xenchan -- %I"]
     assert s["Restart"] == ["on-failure"]
     assert s["TimeoutStartSec"] == ["infinity"]
     # One runtime directory for every instance and the sockets in it: it must
     # survive the stop of any one instance.
     assert s["RuntimeDirectory"] == ["xenchan-proxy"] and s["RuntimeDirectoryPreserve"] == ["yes"]
-    assert s["CapabilityBoundingSet"] == [""] and s["RestrictAddressFamilies"] == ["AF_UNIX"]
+    # Only what --user needs to become xenchan (setgroups, setgid, setuid),
+    # and capset, with which the proxy then empties its capability sets.
+    assert s["CapabilityBoundingSet"] == ["CAP_SETUID CAP_SETGID"]
+    assert s["SystemCallFilter"][-1].split() == ["@setuid", "capset"]
+    assert s["RestrictAddressFamilies"] == ["AF_UNIX"]
     for dev in ("/dev/xen/gntdev", "/dev/xen/evtchn", "/dev/ptmx"):
         assert dev + " rw" in s["DeviceAllow"]
     unit = svc["Unit"]

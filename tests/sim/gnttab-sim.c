@@ -3,18 +3,17 @@
  *
  * A grant is a 4096-byte file: grant/D/REF (the ref's reservation, made with
  * link(), which fails if the ref is taken) and grant/D/REF.G, a hard link of
- * the same page named for the grantee G, so a map is one open() + mmap().
+ * the same page named for the grantee G.  The daemon (simhvd.c) makes,
+ * opens and removes them; a map is a request that brings back the page's
+ * descriptor, then mmap(), as gntdev's map is an ioctl then mmap().
  * MAP_SHARED mappings of one file are the same memory in every process, which
  * is all a shared ring needs.  Unsharing unlinks both names; mappings that
  * exist stay valid, as on Xen where a mapped grant outlives its end.
  */
 #include <errno.h>
-#include <fcntl.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #include <xengnttab.h>
 
@@ -37,28 +36,21 @@ struct gnt_region {
 /* xengnttab_handle and xengntshr_handle are both this struct in the header. */
 struct xengntdev_handle {
 	struct simhv hv;
-	int grant_dirfd;          /* $XENSIM_DIR/grant; also the handle's fd */
+	int conn;                 /* to the daemon; also the handle's fd */
 	struct gnt_region *regions;
 };
 
 static struct xengntdev_handle *gntdev_open(const char *lib)
 {
 	struct xengntdev_handle *h = calloc(1, sizeof(*h));
-	char path[PATH_MAX];
 
 	if (!h)
 		return NULL;
-	if (simhv_init(&h->hv, lib) < 0 ||
-	    simhv_path(path, sizeof(path), "%s/grant", h->hv.dir) < 0 ||
-	    simhv_mkdirs(path) < 0)
-		goto fail;
-	h->grant_dirfd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-	if (h->grant_dirfd < 0)
-		goto fail;
+	if (simhv_init(&h->hv, lib) < 0 || (h->conn = simhv_connect(&h->hv, lib, true)) < 0) {
+		free(h);
+		return NULL;
+	}
 	return h;
-fail:
-	free(h);
-	return NULL;
 }
 
 /* Mappings outlive the handle, as with /dev/xen/gntdev: only the
@@ -72,7 +64,7 @@ static int gntdev_close(struct xengntdev_handle *h)
 		h->regions = r->next;
 		free(r);
 	}
-	close(h->grant_dirfd);
+	close(h->conn);
 	free(h);
 	return 0;
 }
@@ -108,21 +100,12 @@ static struct gnt_region *region_take(struct xengntdev_handle *h, void *addr,
  * then kick its port, so it learns we are gone even without a handshake. */
 static void region_notify(struct xengntdev_handle *h, struct gnt_region *r)
 {
-	struct sockaddr_un addr;
-	socklen_t addrlen;
-	int fd;
+	struct simhv_rep rep;
 
 	if (r->notify_offset != NO_NOTIFY)
 		((volatile char *)r->addr)[r->notify_offset] = 0;
-	if (r->notify_port == NO_NOTIFY ||
-	    simhv_port_peer_addr(&h->hv, h->hv.domid, r->notify_port,
-				 &addr, &addrlen) < 0)
-		return;
-	fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-	if (fd >= 0) {
-		simhv_send_event(fd, &addr, addrlen, r->notify_port);
-		close(fd);
-	}
+	if (r->notify_port != NO_NOTIFY)
+		simhv_call(h->conn, SIMHV_OP_EVENT_SEND, r->notify_port, 0, 0, &rep, NULL);
 }
 
 /* Reserve count pages of address space, so pages from different files can
@@ -142,33 +125,25 @@ static char *reserve_pages(uint32_t count)
 
 /* ---- mapping a foreign grant (xengnttab) --------------------------------- */
 
+/* The daemon checks the grant (EINVAL, as gntdev, for a bad ref, a grant
+ * to someone else, or a write mapping of a read-only grant). */
 static int grant_map_page(struct xengntdev_handle *h, uint32_t dom, uint32_t ref,
 			  int prot, char *at)
 {
-	bool writing = prot & PROT_WRITE;
-	char name[64];
-	struct stat st;
+	struct simhv_rep rep;
 	void *p;
 	int fd;
 
-	snprintf(name, sizeof(name), "%u/%u.%u", dom, ref, h->hv.domid);
-	fd = openat(h->grant_dirfd, name,
-		    (writing ? O_RDWR : O_RDONLY) | O_CLOEXEC | O_NOFOLLOW);
-	if (fd < 0)
-		goto bad_ref;
-	/* A read-only grant is mode 0444; as root open() would not refuse. */
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) ||
-	    st.st_size != SIMHV_PAGE_SIZE || (writing && !(st.st_mode & S_IWUSR))) {
-		close(fd);
-		goto bad_ref;
+	if (simhv_call(h->conn, SIMHV_OP_GRANT_MAP, dom, ref, !!(prot & PROT_WRITE),
+		       &rep, &fd) < 0)
+		return -1;
+	if (fd < 0) {
+		errno = EIO;
+		return -1;
 	}
 	p = mmap(at, SIMHV_PAGE_SIZE, prot, MAP_SHARED | MAP_FIXED, fd, 0);
 	close(fd);
 	return p == MAP_FAILED ? -1 : 0;
-bad_ref:
-	/* What gntdev reports for a bad ref or a grant to someone else. */
-	errno = EINVAL;
-	return -1;
 }
 
 static void *grant_map(struct xengntdev_handle *h, uint32_t count,
@@ -216,7 +191,7 @@ int xengnttab_close(xengnttab_handle *xgt)
 
 int xengnttab_fd(xengnttab_handle *xgt)
 {
-	return xgt->grant_dirfd;
+	return xgt->conn;
 }
 
 int xengnttab_set_max_grants(xengnttab_handle *xgt, uint32_t nr_grants)
@@ -321,72 +296,26 @@ int xengnttab_dmabuf_imp_release(xengnttab_handle *xgt, uint32_t fd)
 
 static void grant_revoke(struct xengntdev_handle *h, uint32_t grantee, uint32_t ref)
 {
-	char name[64];
+	struct simhv_rep rep;
 
-	/* The grantee's name first: REF.G never exists without REF. */
-	snprintf(name, sizeof(name), "%u/%u.%u", h->hv.domid, ref, grantee);
-	unlinkat(h->grant_dirfd, name, 0);
-	snprintf(name, sizeof(name), "%u/%u", h->hv.domid, ref);
-	unlinkat(h->grant_dirfd, name, 0);
+	simhv_call(h->conn, SIMHV_OP_GRANT_REVOKE, grantee, ref, 0, &rep, NULL);
 }
 
-/* Publish the page file tmp as the lowest free ref of our domain. */
-static int grant_publish(struct xengntdev_handle *h, const char *tmp,
-			 uint32_t grantee, uint32_t *ref)
-{
-	char name[PATH_MAX];
-	const char *dir = h->hv.dir;
-	uint32_t me = h->hv.domid;
-
-	for (uint32_t r = SIMHV_FIRST_GRANT_REF; r < SIMHV_MAX_GRANT_REF; r++) {
-		if (simhv_path(name, sizeof(name), "%s/grant/%u/%u", dir, me, r) < 0)
-			return -1;
-		if (link(tmp, name) < 0) {
-			if (errno == EEXIST)
-				continue;   /* taken: link() is our O_EXCL */
-			return -1;
-		}
-		if (simhv_path(name, sizeof(name), "%s/grant/%u/%u.%u",
-			       dir, me, r, grantee) < 0)
-			goto undo;
-		unlink(name);   /* an orphan left by an interrupted revoke */
-		if (link(tmp, name) < 0)
-			goto undo;
-		*ref = r;
-		return 0;
-undo:
-		grant_revoke(h, grantee, r);
-		return -1;
-	}
-	errno = ENOSPC;
-	return -1;
-}
-
-/* A new zeroed page (like Linux's __GFP_ZERO page) granted to grantee. */
+/* A new zeroed page (like Linux's __GFP_ZERO page) granted to grantee, at
+ * the lowest free ref of our domain: its file's descriptor. */
 static int grant_create(struct xengntdev_handle *h, uint32_t grantee,
 			int writable, uint32_t *ref)
 {
-	char tmp[PATH_MAX];
-	int fd, err;
+	struct simhv_rep rep;
+	int fd;
 
-	if (simhv_path(tmp, sizeof(tmp), "%s/grant/%u", h->hv.dir, h->hv.domid) < 0 ||
-	    simhv_mkdirs(tmp) < 0 ||
-	    simhv_path(tmp, sizeof(tmp), "%s/grant/%u/.new.XXXXXX",
-		       h->hv.dir, h->hv.domid) < 0)
+	if (simhv_call(h->conn, SIMHV_OP_GRANT_SHARE, grantee, !!writable, 0, &rep, &fd) < 0)
 		return -1;
-	fd = mkostemp(tmp, O_CLOEXEC);
-	if (fd < 0)
-		return -1;
-	if (ftruncate(fd, SIMHV_PAGE_SIZE) < 0 ||
-	    fchmod(fd, writable ? SIMHV_FILE_MODE : 0444) < 0 ||
-	    grant_publish(h, tmp, grantee, ref) < 0) {
-		err = errno;
-		close(fd);
-		unlink(tmp);
-		errno = err;
+	if (fd < 0) {
+		errno = EIO;
 		return -1;
 	}
-	unlink(tmp);
+	*ref = rep.a;
 	return fd;
 }
 
@@ -446,7 +375,7 @@ int xengntshr_close(xengntshr_handle *xgs)
 
 int xengntshr_fd(xengntshr_handle *xgs)
 {
-	return xgs->grant_dirfd;
+	return xgs->conn;
 }
 
 void *xengntshr_share_pages(xengntshr_handle *xgs, uint32_t domid,

@@ -4,7 +4,7 @@ SIM_WARN = $(WARN) -Itests/sim
 XS_CFLAGS := $(shell $(PKG_CONFIG) --cflags xenstore 2>/dev/null)
 XS_LIBS   := $(shell $(PKG_CONFIG) --libs xenstore 2>/dev/null)
 
-SIM_BINS = $(SIM)/xenstored-sim $(SIM)/guest-sim $(SIM)/xensim $(SIM)/mini-backend
+SIM_BINS = $(SIM)/xenstored-sim $(SIM)/simhvd $(SIM)/guest-sim $(SIM)/xensim $(SIM)/mini-backend
 SIM_LIBS = $(SIM)/lib/libxengnttab.so.1 $(SIM)/lib/libxenevtchn.so.1
 
 sim: $(SIM_BINS) $(SIM_LIBS)
@@ -12,6 +12,11 @@ sim: $(SIM_BINS) $(SIM_LIBS)
 $(SIM)/xenstored-sim: tests/sim/xenstored-sim.c
 	@mkdir -p $(@D)
 	$(CC) $(SIM_WARN) $(CFLAGS) $(XEN_CFLAGS) $(LDFLAGS) -o $@ $<
+
+# The simulated hypervisor: the test libraries' privileged half.
+$(SIM)/simhvd: tests/sim/simhvd.c tests/sim/simhv.c tests/sim/simhv.h
+	@mkdir -p $(@D)
+	$(CC) $(SIM_WARN) $(CFLAGS) $(LDFLAGS) -o $@ tests/sim/simhvd.c tests/sim/simhv.c
 
 # The test libraries keep Debian's sonames and symbol versions (gnttab.map,
 # evtchn.map) so the production binary loads them unchanged.

@@ -8,7 +8,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -298,52 +297,91 @@ int simhv_send_event(int fd, const struct sockaddr_un *addr, socklen_t addrlen,
 	return -1;
 }
 
-/* ---- locks -------------------------------------------------------------- */
+/* ---- the daemon's protocol ---------------------------------------------- */
 
-static int lock_domain(const struct simhv *hv, uint32_t dom)
+int simhv_connect(const struct simhv *hv, const char *lib, bool cloexec)
 {
-	char path[PATH_MAX];
-	int fd;
+	struct sockaddr_un addr = { .sun_family = AF_UNIX };
+	struct simhv_rep rep;
+	int fd, err;
 
-	if (simhv_path(path, sizeof(path), "%s/evtchn/%u", hv->dir, dom) < 0 ||
-	    simhv_mkdirs(path) < 0 ||
-	    simhv_path(path, sizeof(path), "%s/evtchn/%u/.lock", hv->dir, dom) < 0)
+	if (simhv_path(addr.sun_path, sizeof(addr.sun_path), "%s/%s", hv->dir,
+		       SIMHV_SOCKET) < 0) {
+		fprintf(stderr, "%s (xensim test library): %s/%s: %s\n", lib, hv->dir,
+			SIMHV_SOCKET, strerror(errno));
 		return -1;
-	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, SIMHV_FILE_MODE);
+	}
+	fd = socket(AF_UNIX, SOCK_SEQPACKET | (cloexec ? SOCK_CLOEXEC : 0), 0);
 	if (fd < 0)
 		return -1;
-	fchmod(fd, SIMHV_FILE_MODE);   /* past the umask; see simhv.h */
-	while (flock(fd, LOCK_EX) < 0) {
-		if (errno != EINTR) {
-			close(fd);
-			return -1;
-		}
+	if (connect(fd, (struct sockaddr *)&addr, sizeof(addr)) < 0) {
+		err = errno;
+		fprintf(stderr, "%s (xensim test library): connect %s: %s (is the simulated "
+			"host's simhvd running? xensim start starts it)\n", lib, addr.sun_path,
+			strerror(err));
+		close(fd);
+		errno = err;
+		return -1;
+	}
+	if (simhv_call(fd, SIMHV_OP_HELLO, hv->domid, 0, 0, &rep, NULL) < 0) {
+		err = errno;
+		close(fd);
+		errno = err;
+		return -1;
 	}
 	return fd;
 }
 
-int simhv_lock_domains(const struct simhv *hv, uint32_t a, uint32_t b,
-		       struct simhv_lock *lk)
+/* The descriptor an SCM_RIGHTS message carries, or -1. */
+static int received_fd(struct msghdr *mh)
 {
-	uint32_t lo = a < b ? a : b, hi = a < b ? b : a;
+	int fd = -1;
 
-	lk->fd[1] = -1;
-	lk->fd[0] = lock_domain(hv, lo);
-	if (lk->fd[0] < 0)
-		return -1;
-	if (hi != lo) {
-		lk->fd[1] = lock_domain(hv, hi);
-		if (lk->fd[1] < 0) {
-			close(lk->fd[0]);
-			return -1;
-		}
+	for (struct cmsghdr *c = CMSG_FIRSTHDR(mh); c; c = CMSG_NXTHDR(mh, c)) {
+		if (c->cmsg_level == SOL_SOCKET && c->cmsg_type == SCM_RIGHTS &&
+		    c->cmsg_len == CMSG_LEN(sizeof(int)))
+			memcpy(&fd, CMSG_DATA(c), sizeof(int));
 	}
-	return 0;
+	return fd;
 }
 
-void simhv_unlock_domains(struct simhv_lock *lk)
+int simhv_call(int conn, uint32_t op, uint32_t a, uint32_t b, uint32_t c,
+	       struct simhv_rep *rep, int *fd)
 {
-	for (int i = 1; i >= 0; i--)
-		if (lk->fd[i] >= 0)
-			close(lk->fd[i]);   /* closing drops the flock */
+	struct simhv_req req = { .op = op, .a = a, .b = b, .c = c };
+	union { char buf[CMSG_SPACE(sizeof(int))]; struct cmsghdr align; } ctl;
+	struct iovec iov = { .iov_base = rep, .iov_len = sizeof(*rep) };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1,
+			     .msg_control = ctl.buf, .msg_controllen = sizeof(ctl.buf) };
+	ssize_t n;
+	int got;
+
+	if (fd)
+		*fd = -1;
+	if (send(conn, &req, sizeof(req), MSG_NOSIGNAL) != (ssize_t)sizeof(req))
+		goto gone;
+	do
+		n = recvmsg(conn, &mh, MSG_CMSG_CLOEXEC);
+	while (n < 0 && errno == EINTR);
+	got = n > 0 ? received_fd(&mh) : -1;
+	if (n != (ssize_t)sizeof(*rep) || (mh.msg_flags & MSG_CTRUNC)) {
+		if (got >= 0)
+			close(got);
+		goto gone;
+	}
+	rep->sock[sizeof(rep->sock) - 1] = rep->peer[sizeof(rep->peer) - 1] = '\0';
+	if (rep->err) {
+		if (got >= 0)
+			close(got);
+		errno = rep->err;
+		return -1;
+	}
+	if (fd)
+		*fd = got;
+	else if (got >= 0)
+		close(got);
+	return 0;
+gone:
+	errno = EIO;   /* the daemon is gone or spoke nonsense */
+	return -1;
 }

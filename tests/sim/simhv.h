@@ -1,9 +1,16 @@
 /*
- * simhv.h - the simulated hypervisor's state under $XENSIM_DIR, shared by the
- * test libxengnttab.so.1 and libxenevtchn.so.1 (tests/sim/README.md).
+ * simhv.h - the simulated hypervisor (tests/sim/README.md): its state under
+ * $XENSIM_DIR, and the protocol between its daemon (simhvd.c) and the test
+ * libxengnttab.so.1 and libxenevtchn.so.1.
  *
- * There is no daemon: each process that opens a handle reads and writes the
- * files directly, and a per-domain flock() serialises event-channel changes.
+ * As on Xen, the privileged work is not done by the process that asks for
+ * it: on Xen, gntdev and evtchn in dom0's kernel map grants and bind ports
+ * behind an ioctl on a device opened at start; here the daemon opens grant
+ * files, makes port sockets and rewrites records, and hands the process
+ * descriptors (SCM_RIGHTS) on the connection it opened at start.  So a
+ * process that has since dropped root and sandboxed itself (xenchan-proxy
+ * after setup) maps and binds with no file-system access of its own.
+ *
  * Every file may have been written by a hostile or dead peer, so every read
  * is bounded and parsed strictly; a bad record reads as "no such thing".
  */
@@ -82,22 +89,46 @@ int simhv_port_peer_addr(const struct simhv *hv, uint32_t dom, uint32_t port,
 int simhv_send_event(int fd, const struct sockaddr_un *addr, socklen_t addrlen,
 		     uint32_t port);
 
-/* flock() the event-channel state of one or two domains, lower domid first
- * (as Xen takes its event locks), so binders never deadlock. */
-struct simhv_lock { int fd[2]; };
-int simhv_lock_domains(const struct simhv *hv, uint32_t a, uint32_t b,
-		       struct simhv_lock *lk);
-void simhv_unlock_domains(struct simhv_lock *lk);
-
-/*
- * On Xen, privilege is checked once, when /dev/xen/gntdev and /dev/xen/evtchn
- * are opened; mapping and binding later are calls on those fds, so a backend
- * that drops root (xenchan-proxy --user) keeps working.  The simulation has no
- * such fds: it opens files in XENSIM_DIR as it goes.  Its files and sockets
- * are therefore open to every user, so a process that dropped root behaves as
- * on Xen.  (mkdir's mode is also masked by the umask; simhv_mkdirs chmods.)
- */
+/* The daemon's socket, in $XENSIM_DIR.  Sockets and files the daemon makes
+ * are open to every user: a process that dropped root still sends events to
+ * a peer's socket by its path (as with SIMHV_FILE_MODE, mkdir's mode is also
+ * masked by the umask; simhv_mkdirs chmods). */
+#define SIMHV_SOCKET    "hv.sock"
 #define SIMHV_DIR_MODE  0777   /* not sticky: records are replaced by rename */
 #define SIMHV_FILE_MODE 0666
+
+/* ---- the daemon's protocol: one request, one reply (SOCK_SEQPACKET) ---- */
+
+enum simhv_op {
+	SIMHV_OP_HELLO = 1,     /* a: the client's domain; first, once */
+	SIMHV_OP_GRANT_MAP,     /* a: granting domain, b: ref, c: writable -> fd */
+	SIMHV_OP_GRANT_SHARE,   /* a: grantee, b: writable -> fd, rep.a: ref */
+	SIMHV_OP_GRANT_REVOKE,  /* a: grantee, b: ref */
+	SIMHV_OP_EVENT_SEND,    /* a: our port: an event to its peer (unmap notify) */
+	SIMHV_OP_BIND_UNBOUND,  /* a: remote domain -> fd, rep.a: port, rep.sock */
+	SIMHV_OP_BIND,          /* a: remote domain, b: remote port -> fd, rep.a, .sock, .peer */
+	SIMHV_OP_UNBIND,        /* a: our port */
+	SIMHV_OP_PEER,          /* a: our port -> rep.peer, or ENOTCONN */
+};
+
+struct simhv_req {
+	uint32_t op, a, b, c;
+};
+
+struct simhv_rep {
+	int32_t err;                          /* 0, or an errno value */
+	uint32_t a;
+	char sock[SIMHV_SOCK_NAME_MAX + 1];   /* the new port's socket */
+	char peer[SIMHV_SOCK_NAME_MAX + 1];   /* its peer's socket, or "" */
+};
+
+/* Connect to the daemon as hv->domid (CLOEXEC unless cloexec is false);
+ * the connection, or -1 with errno and a message on stderr naming lib. */
+int simhv_connect(const struct simhv *hv, const char *lib, bool cloexec);
+/* One request and its reply; *fd (if fd is not NULL) gets the descriptor
+ * the reply carries, or -1.  -1 with errno (the daemon's, or EIO when the
+ * daemon is gone) on failure. */
+int simhv_call(int conn, uint32_t op, uint32_t a, uint32_t b, uint32_t c,
+	       struct simhv_rep *rep, int *fd);
 
 #endif

@@ -41,6 +41,8 @@
 #include <unistd.h>
 #include <xenstore.h>
 
+#include "simhv.h"
+
 enum {
 	START_TIMEOUT_MS = 10000, /* xenstored-sim writes its pid file */
 	STOP_TIMEOUT_MS = 5000,   /* a signalled process is gone */
@@ -1079,12 +1081,23 @@ static void show_log_tail(const char *log)
 	}
 }
 
-/* Child side of the daemon's start: a session of its own, stdio to the log. */
+/* The host's two daemons: xenstored-sim, the store, and simhvd, the
+ * hypervisor's grant tables and event channels (the test libraries'
+ * privileged half).  Each writes DIR/STEM.pid once it serves, logs to
+ * DIR/STEM.log. */
+struct daemon_kind {
+	const char *prog;
+	const char *stem;
+};
+static const struct daemon_kind store_daemon = { "xenstored-sim", "xenstored" };
+static const struct daemon_kind hv_daemon = { "simhvd", "simhvd" };
+
+/* Child side of a daemon's start: a session of its own, stdio to the log. */
 static void __attribute__((noreturn))
-exec_daemon(const char *dir, const char *log, int report_fd)
+exec_daemon(const struct daemon_kind *k, const char *dir, const char *log, int report_fd)
 {
-	xpath daemon = sibling("xenstored-sim");
-	xpath sock = pathf("%s/xenstored.sock", dir), pid = pathf("%s/xenstored.pid", dir);
+	xpath prog = sibling(k->prog);
+	xpath sock = pathf("%s/xenstored.sock", dir), pid = pathf("%s/%s.pid", dir, k->stem);
 	int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	int out = open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
 	int e;
@@ -1095,8 +1108,11 @@ exec_daemon(const char *dir, const char *log, int report_fd)
 	if (in < 0 || out < 0 || setsid() < 0 || chdir("/") < 0 || dup2(in, 0) < 0 ||
 	    dup2(out, 1) < 0 || dup2(out, 2) < 0)
 		goto report;
-	execl(daemon.s, "xenstored-sim", "--socket", sock.s, "--pid-file", pid.s, "--log", log,
-	      (char *)NULL);
+	if (k == &hv_daemon)
+		execl(prog.s, k->prog, "--dir", dir, "--pid-file", pid.s, (char *)NULL);
+	else
+		execl(prog.s, k->prog, "--socket", sock.s, "--pid-file", pid.s, "--log", log,
+		      (char *)NULL);
 report:
 	e = errno;
 	if (write(report_fd, &e, sizeof(e)) < 0)
@@ -1110,9 +1126,10 @@ report:
  * pidfd: no polling.  A half-written file (seen on IN_MODIFY) just does
  * not match yet.
  */
-static void wait_daemon(const char *dir, const char *log, pid_t child, int ino)
+static void wait_daemon(const struct daemon_kind *k, const char *dir, const char *log,
+			pid_t child, int ino)
 {
-	xpath pidfile = pathf("%s/xenstored.pid", dir);
+	xpath pidfile = pathf("%s/%s.pid", dir, k->stem);
 	struct pollfd pfd[2] = { { .fd = ino, .events = POLLIN },
 				 { .fd = pidfd_open(child), .events = POLLIN } };
 	int64_t deadline = now_ms() + START_TIMEOUT_MS;
@@ -1130,13 +1147,13 @@ static void wait_daemon(const char *dir, const char *log, pid_t child, int ino)
 			kill(child, SIGKILL);
 			waitpid(child, NULL, 0);
 			show_log_tail(log);
-			fail(EX_UNAVAILABLE, "xenstored-sim (pid %d) did not write its pid to %s "
-			     "within %d ms", (int)child, pidfile.s, START_TIMEOUT_MS);
+			fail(EX_UNAVAILABLE, "%s (pid %d) did not write its pid to %s "
+			     "within %d ms", k->prog, (int)child, pidfile.s, START_TIMEOUT_MS);
 		}
 		if (r > 0 && pfd[1].revents && read_pid_file(pidfile.s) != child) {
 			waitpid(child, &status, 0);
 			show_log_tail(log);
-			fail(EX_UNAVAILABLE, "xenstored-sim exited (%s %d) before it was ready",
+			fail(EX_UNAVAILABLE, "%s exited (%s %d) before it was ready", k->prog,
 			     WIFEXITED(status) ? "status" : "signal",
 			     WIFEXITED(status) ? WEXITSTATUS(status) : WTERMSIG(status));
 		}
@@ -1147,10 +1164,10 @@ static void wait_daemon(const char *dir, const char *log, pid_t child, int ino)
 	close(pfd[1].fd);
 }
 
-/* Start xenstored-sim detached; return its pid once its pid file is there. */
-static pid_t start_daemon(const char *dir)
+/* Start a daemon detached; return its pid once its pid file is there. */
+static pid_t start_daemon(const struct daemon_kind *k, const char *dir)
 {
-	xpath log = pathf("%s/xenstored.log", dir);
+	xpath log = pathf("%s/%s.log", dir, k->stem);
 	int report[2], e;
 	int ino = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
 	pid_t child;
@@ -1164,7 +1181,7 @@ static pid_t start_daemon(const char *dir)
 	if (child < 0)
 		fail(EX_OSERR, "fork: %s", strerror(errno));
 	if (child == 0)
-		exec_daemon(dir, log.s, report[1]);
+		exec_daemon(k, dir, log.s, report[1]);
 	close(report[1]);
 	/* The pipe closes on a successful exec and carries errno otherwise. */
 	while ((n = read(report[0], &e, sizeof(e))) < 0 && errno == EINTR)
@@ -1172,11 +1189,24 @@ static pid_t start_daemon(const char *dir)
 	close(report[0]);
 	if (n == sizeof(e)) {
 		waitpid(child, NULL, 0);
-		fail(EX_UNAVAILABLE, "start %s: %s", sibling("xenstored-sim").s, strerror(e));
+		fail(EX_UNAVAILABLE, "start %s: %s", sibling(k->prog).s, strerror(e));
 	}
-	wait_daemon(dir, log.s, child, ino);
+	wait_daemon(k, dir, log.s, child, ino);
 	close(ino);
 	return child;
+}
+
+/* Stop a daemon by its pid file, and remove the pid file and socket. */
+static void stop_daemon(const struct daemon_kind *k, const char *dir, const char *sock)
+{
+	xpath pidfile = pathf("%s/%s.pid", dir, k->stem);
+	pid_t pid = read_pid_file(pidfile.s);
+
+	if (pid)
+		stop_process(pid, k->prog, SIGTERM);
+	if ((unlink(pidfile.s) < 0 && errno != ENOENT) ||
+	    (unlink(pathf("%s/%s", dir, sock).s) < 0 && errno != ENOENT))
+		fail(EX_IOERR, "remove files in %s: %s", dir, strerror(errno));
 }
 
 /*
@@ -1243,9 +1273,12 @@ static int cmd_start(int argc, char **argv)
 	guests = pathf("%s/guest", dir);
 	if (mkdir(guests.s, 0755) < 0 && errno != EEXIST)
 		fail(EX_CANTCREAT, "mkdir %s: %s", guests.s, strerror(errno));
-	daemon = start_daemon(dir);
+	stop_daemon(&hv_daemon, dir, SIMHV_SOCKET);   /* a crashed host's */
+	start_daemon(&hv_daemon, dir);
+	daemon = start_daemon(&store_daemon, dir);
 	if (!setup_dom0(sock.s, err, sizeof(err))) {
 		stop_process(daemon, "xenstored-sim", SIGTERM);
+		stop_daemon(&hv_daemon, dir, SIMHV_SOCKET);
 		fail(EX_IOERR, "%s", err);
 	}
 	print_export("XENSIM_DIR", dir);
@@ -1257,21 +1290,14 @@ static int cmd_start(int argc, char **argv)
 static int cmd_stop(int argc, char **argv)
 {
 	char dir[PATH_MAX];
-	xpath pidfile;
-	pid_t pid;
 
 	if (argc != 2)
 		usage(EX_USAGE);
 	if (!realpath(argv[1], dir))
 		fail(EX_NOINPUT, "%s: %s", argv[1], strerror(errno));
 	kill_guests(dir, true, 0);
-	pidfile = pathf("%s/xenstored.pid", dir);
-	pid = read_pid_file(pidfile.s);
-	if (pid)
-		stop_process(pid, "xenstored-sim", SIGTERM);
-	if ((unlink(pidfile.s) < 0 && errno != ENOENT) ||
-	    (unlink(pathf("%s/xenstored.sock", dir).s) < 0 && errno != ENOENT))
-		fail(EX_IOERR, "remove files in %s: %s", dir, strerror(errno));
+	stop_daemon(&store_daemon, dir, "xenstored.sock");
+	stop_daemon(&hv_daemon, dir, SIMHV_SOCKET);
 	return EX_OK;
 }
 

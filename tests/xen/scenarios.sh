@@ -46,6 +46,8 @@ dump_logs() {
 		tail -n $n "$f" | sed 's/^/xt-log: /'
 	done
 	xenstore-ls -f /local/domain 2>/dev/null | grep -E 'console|data/(out|rc)' | tail -n 40 | sed 's/^/xt-log: xs: /'
+	# A proxy its filter killed (SIGSYS): the kernel's audit line names the call.
+	dmesg 2>/dev/null | grep 'type=1326' | tail -n 5 | sed 's/^/xt-log: seccomp: /'
 }
 
 # ---- xenstore -----------------------------------------------------------------
@@ -170,6 +172,20 @@ proxy_start() { # TAG ARGS...
 }
 
 proxy_pid() { cat /tmp/p.$1.pid 2>/dev/null; }
+
+# A proxy after setup: it runs as UID, with no capability, under its own
+# system-call filter (issue 15).  Noted and checked from /proc/PID/status.
+uid_of_user() { awk -F: -v u="$1" '$1 == u { print $3 }' /etc/passwd; }
+priv_check() { # PID UID WHAT
+	st=/proc/$1/status
+	u=$(awk '/^Uid:/ { print $2 "," $3 "," $4 "," $5 }' "$st" 2>/dev/null)
+	ce=$(awk '/^CapEff:/ { print $2 }' "$st" 2>/dev/null)
+	sc=$(awk '/^Seccomp:/ { print $2 }' "$st" 2>/dev/null)
+	note "$3: Uid $u CapEff $ce Seccomp $sc"
+	[ "$u" = "$2,$2,$2,$2" ] || fail "$3 runs as uid $u, not $2"
+	[ "$ce" = 0000000000000000 ] || fail "$3 has capabilities: CapEff $ce"
+	[ "$sc" = 2 ] || fail "$3: Seccomp $sc, not 2 (no system-call filter)"
+}
 proxy_running() { [ -s /tmp/p.$1.pid ] && [ ! -s /tmp/p.$1.exit ]; }
 
 # Wait until proxy TAG has exited: PRC its status, PEXIT its uptime then.
@@ -259,6 +275,7 @@ s_hotplug() {
 	f=/local/domain/$d/device/console/$DEVID
 	k=/local/domain/0/backend/console/$d/$DEVID
 	xs_wait $k/state 4 10 || fail "K/state $(xenstore-read $k/state) not 4"
+	priv_check "$(proxy_pid a)" 0 "proxy (root, no --user)"
 	note "console-$DEVID in guest $(since $t) s after the proxy started"
 	note "F/state $(xenstore-read $f/state) K/state $(xenstore-read $k/state) F/type $(xenstore-read $f/type)"
 	t=$(now)
@@ -450,8 +467,12 @@ s_destroy() {
 s_qga() {
 	need_guest g2 || return
 	d=$(xl domid g2)
-	plug qga g2 org.qemu.guest_agent.0 --listen /run/qga.sock || return
+	# As xenchan, the package's user: it cannot remove its socket from
+	# /run at the end (left, replaced as stale by a next start).
+	plug qga g2 org.qemu.guest_agent.0 --listen /run/qga.sock --user xenchan || return
 	devid=$DEVID
+	xs_wait /local/domain/0/backend/console/$d/$devid/state 4 20 || fail "never Connected"
+	priv_check "$(proxy_pid qga)" "$(uid_of_user xenchan)" "proxy --user xenchan"
 	seq=$(gcmd "$d" "qga $devid 1 60")
 	gready "$d" "$seq" 40 || { fail "guest never started qemu-ga"; proxy_stop qga; return; }
 	# qemu-ga flushes its input when it opens the port, so a client first
@@ -483,6 +504,7 @@ s_qga() {
 	proxy_stop qga
 	[ "$PRC" = 0 ] || fail "proxy exit status $PRC"
 	xs_clean "$d" "$devid"
+	rm -f /run/qga.sock
 }
 
 # ---- 4. a configured channel served by QEMU, then by us ---------------------------
@@ -682,6 +704,9 @@ channel = [ \"name=unused, connection=pty\", \"name=org.example.ds, connection=s
 	done
 	tty=$(xenstore-read /local/domain/$d/device/console/$dp/tty 2>/dev/null)
 	note "devids ds $ds dp $dp; dm pid $dmpid, proxies $kids; dp tty $tty; F/type $(xenstore-read /local/domain/$d/device/console/$ds/type)"
+	xc=$(uid_of_user xenchan)
+	[ -n "$xc" ] || fail "no xenchan user in dom0"
+	for k in $kids; do priv_check "$k" "$xc" "dm proxy $k"; done
 	xfer_both "socket channel" "$d" "$ds" "$ds" /run/ds.sock 262144
 	# pty channel, through xl console
 	seq=$(gcmd "$d" "ptyside $dp $dp 40")
