@@ -191,7 +191,10 @@ static void frontend_changed(struct backend *b)
 	uint64_t f;
 	char v[NODE_MAX];
 
-	if (node_read(b, b->fe, "state", v, sizeof(v)) < 0 && errno == ENOENT) {
+	/* A backend in another domain than dom0 may not read the frontend's
+	 * parent: to it, a removed frontend reads as EACCES, not ENOENT. */
+	if (node_read(b, b->fe, "state", v, sizeof(v)) < 0 &&
+	    (errno == ENOENT || errno == EACCES)) {
 		logf_(b, "%s is gone", b->fe);
 		b->done = true;
 		return;
