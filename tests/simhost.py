@@ -672,26 +672,42 @@ class SimHost:
             raise SimError(argv, r.returncode, r.stderr)
         return r.stdout
 
-    def domain_create(self, name):
-        """Create a domain as libxl does; its domid."""
-        return int(self.xensim("domain-create", name))
+    def domain_create(self, name, driver_domain=False):
+        """Create a domain as libxl does (with driver_domain=1's extra nodes
+        if driver_domain); its domid."""
+        args = ["domain-create", name] + (["--driver-domain"] if driver_domain else [])
+        return int(self.xensim(*args))
 
     def domain_destroy(self, d):
         """Destroy domain d as libxl does (guests killed, device nodes, then
         /local/domain/d, then @releaseDomain)."""
         self.xensim("domain-destroy", d)
 
-    def channel_add(self, d, name, devid=None, connection=None, path=None):
+    def channel_add(self, d, name, devid=None, connection=None, path=None, backend_domid=None):
         """Add a channel to domain d as libxl does for a `channel=` entry; its
-        devid.  connection: None (pty), "pty" or "socket" (with path)."""
+        devid.  connection: None (pty), "pty" or "socket" (with path);
+        backend_domid: the backend's domain (`backend=` in xl; default 0)."""
         args = ["channel-add", d, name]
         if devid is not None:
             args += ["--devid", devid]
+        if backend_domid is not None:
+            args += ["--backend-domid", backend_domid]
         if connection is not None:
             args += ["--connection", connection]
         if path is not None:
             args += ["--path", path]
         return int(self.xensim(*args))
+
+    def domain_socket(self, d):
+        """Domain d's own xenstored socket: DIR/domain/D/xenstored.sock, there
+        while d is introduced; a connection to it acts as d."""
+        return os.path.join(self.dir, "domain", str(d), "xenstored.sock")
+
+    def domain_env(self, d):
+        """host.env for a process of domain d: its xenstore connection is d's
+        (XENSTORED_PATH = domain_socket(d)), and so are its grants and event
+        channels (XENSIM_DOMID = d).  Pass as env= to proxy() or spawn()."""
+        return dict(self.env, XENSTORED_PATH=self.domain_socket(d), XENSIM_DOMID=str(d))
 
     # -- processes ------------------------------------------------------------------
     def _next(self, stem):

@@ -594,6 +594,40 @@ def test_missing_channel_device_refused(host):
     assert "libxl-channel3: no console device 3" in dm.log()
 
 
+@pytest.mark.timeout(60)
+def test_channel_of_a_driver_domain_left_alone(host):
+    """xl with
+        channel = [ "name=unused, connection=pty",
+                    "name=org.example.agent, connection=socket, path=DIR/agent.sock",
+                    "name=org.example.dd, connection=socket, path=DIR/dd.sock, backend=dd" ]
+    starts a device model for the dom0 channels and names all three chardevs
+    (libxl__build_device_model_args_new does not look at the backend):
+    xenchan-dm serves channel 1 and leaves channel 2, whose backend is the
+    driver domain, to it: no proxy, no socket at its path in dom0, its
+    nodes untouched."""
+    b = host.domain_create("dd", driver_domain=True)
+    d = host.domain_create("web1")
+    sock, dd_sock = os.path.join(host.dir, "agent.sock"), os.path.join(host.dir, "dd.sock")
+    host.channel_add(d, "org.example.agent", devid=1, connection="socket", path=sock)
+    host.channel_add(d, "org.example.dd", devid=2, connection="socket", path=dd_sock,
+                     backend_domid=b)
+    dd_be = "/local/domain/%d/backend/console/%d/2" % (b, d)
+    before = {leaf: host.xs.read(dd_be + "/" + leaf) for leaf in host.xs.ls(dd_be)}
+    g1 = host.guest(d, 1)
+    dm = start_dm(host, libxl_argv(host, d, "web1", [(0, None), (1, sock), (2, dd_sock)]), d)
+    connected(host, d, 1)
+    assert re.search(r"libxl-channel2: its backend is domain %d, not this one: not served" % b,
+                     dm.log()), dm.log()
+    assert "serving 1 of 3 channels" in dm.log()
+    assert not os.path.lexists(dd_sock)
+    assert not host.xs.exists(be(d, 2))
+    assert {leaf: host.xs.read(dd_be + "/" + leaf) for leaf in host.xs.ls(dd_be)} == before
+    assert [int(p) for p in open("/proc/%d/task/%d/children" % (dm.proc.pid, dm.proc.pid)).read().split()] \
+        == [dm.proxy_pid(1)]
+    libxl_destroy(host, dm, [g1])
+    assert dm.wait() == 0
+
+
 # ---- memory ---------------------------------------------------------------------------------
 
 def smaps_rollup(pid):

@@ -13,7 +13,7 @@ import time
 import pytest
 
 from simhost import (SimError, SimHost, build_dir, exchange, recv_exact, send_all,
-                     _proc_state, _procs_of, _reap)
+                     wait_proc_exit, _proc_state, _procs_of, _reap)
 from xslib import XS
 
 EX_USAGE, EX_DATAERR, EX_NOINPUT, EX_CANTCREAT, EX_CONFIG = 64, 65, 66, 73, 78
@@ -242,13 +242,14 @@ def test_parallel_creates_get_distinct_ids(host):
 
 # ---- channels --------------------------------------------------------------------
 
-def expected_channel(d, n, name, connection="pty", path=None):
-    """F, K and the /libxl copy as libxl__device_console_add writes them."""
+def expected_channel(d, n, name, connection="pty", path=None, b=0):
+    """F, K and the /libxl copy as libxl__device_console_add writes them
+    for a channel whose backend is domain b."""
     fe = "/local/domain/%d/device/console/%d" % (d, n)
-    be = "/local/domain/0/backend/console/%d/%d" % (d, n)
-    guest, backend = "n%d r0" % d, "n0 r%d" % d
+    be = "/local/domain/%d/backend/console/%d/%d" % (b, d, n)
+    guest, backend = "n%d r%d" % (d, b), "n%d r%d" % (b, d)
     output = "pty" if connection == "pty" else "chardev:libxl-channel%d" % n
-    front = {"": ("", guest), "backend": (be, guest), "backend-id": ("0", guest),
+    front = {"": ("", guest), "backend": (be, guest), "backend-id": (str(b), guest),
              "state": ("1", guest), "protocol": ("vt100", guest),
              "name": (name, backend), "limit": ("1048576", backend),
              "type": ("ioemu", backend), "output": (output, backend), "tty": ("", backend)}
@@ -326,6 +327,158 @@ def test_channel_permissions_hold_for_the_guest(host):
         for path in (fe + "/state", be + "/state"):
             with pytest.raises(PermissionError):
                 o.read(path)
+
+
+# ---- a driver domain ---------------------------------------------------------------
+
+@pytest.mark.timeout(30)
+def test_driver_domain_nodes(host):
+    """driver_domain=1: libxl__domain_make adds /local/domain/B/libxl and
+    device-model, owned by B (for xl devd or a QEMU run there)."""
+    b = host.domain_create("web1", driver_domain=True)
+    got = tree(host.xs, "/local/domain/%d" % b)
+    uuid = got["vm"][0].rsplit("/", 1)[1]
+    want = expected_domain(b, uuid)
+    want.update({"libxl": ("", "n%d" % b), "device-model": ("", "n%d" % b)})
+    for ref in ("store/ring-ref", "console/ring-ref"):
+        got.pop(ref)
+    assert got == want
+    d = host.domain_create("web2")
+    assert not host.xs.exists("/local/domain/%d/libxl" % d)
+
+
+@pytest.mark.timeout(30)
+def test_channel_add_with_a_backend_domain(host):
+    """backend=B: the same nodes, K under /local/domain/B, B named in F's
+    permissions and owning F's backend keys and K."""
+    b = host.domain_create("web1", driver_domain=True)
+    d = host.domain_create("web2")
+    n = host.channel_add(d, "org.example.dd", connection="socket", path="/run/dd.sock",
+                         backend_domid=b)
+    fe, be, front, back, copy = expected_channel(d, n, "org.example.dd", "socket",
+                                                 "/run/dd.sock", b=b)
+    assert tree(host.xs, fe) == front
+    assert tree(host.xs, be) == back
+    assert tree(host.xs, "/libxl/%d/device/console/%d" % (d, n)) == copy
+    # dom0 made K's parents: dom0's, readable by B as /local/domain/B is
+    for top in ("backend", "backend/console", "backend/console/%d" % d):
+        assert host.xs.get_perms("/local/domain/%d/%s" % (b, top)) == ["n0", "r%d" % b]
+    with pytest.raises(SimError) as e:
+        host.channel_add(d, "x", backend_domid=9)
+    assert e.value.returncode == EX_NOINPUT and "no backend domain 9" in e.value.stderr
+
+
+def driver_domain_channel(host):
+    """(b, d, n, fe, be): driver domain b, guest d, channel n backed by b."""
+    b = host.domain_create("dd", driver_domain=True)
+    d = host.domain_create("web")
+    n = host.channel_add(d, "org.example.dd", backend_domid=b)
+    fe, be, *_ = expected_channel(d, n, "org.example.dd", b=b)
+    return b, d, n, fe, be
+
+
+@pytest.mark.timeout(30)
+def test_driver_domain_sees_what_xenstored_lets_it(host):
+    """Through its own socket, B reads and writes what Xen 4.17's xenstored
+    lets a backend domain: F and K, not D's directory, names, /libxl;
+    F's removal reaches it as EACCES (it may not read D's device/), K's
+    as ENOENT; @releaseDomain only as the initial event."""
+    b, d, n, fe, be = driver_domain_channel(host)
+    with XS(host.domain_socket(b)) as g:
+        assert g.read("domid") == str(b).encode()                 # relative: B's home
+        assert g.read(fe + "/name") == b"org.example.dd"
+        assert g.read(fe + "/state") == b"1"
+        g.write(fe + "/tty", "/dev/pts/9")                        # B owns F's tty
+        g.write(be + "/state", "2")                               # and K
+        g.write(be + "/xenchan-pid", "42")                        # new keys in K
+        assert host.xs.get_perms(be + "/xenchan-pid") == ["n%d" % b, "r%d" % d]
+        assert g.ls("/local/domain/%d/backend/console/%d" % (b, d)) == [str(n)]
+        g.write(fe + "/name", "org.example.dd")                   # and F's name (libxl's
+        #                                                           ro_frontend_perms)
+        refused = [("read", "/local/domain/%d" % d), ("read", "/local/domain/%d/name" % d),
+                   ("ls", "/local/domain/%d/device/console" % d),
+                   ("read", "/local/domain/%d/device/console/7/state" % d),  # absence hidden
+                   ("ls", "/local/domain"),
+                   ("read", "/libxl/%d/device/console/%d/name" % (d, n)),
+                   ("write", fe + "/state"),                        # the guest's
+                   ("write", fe + "/backend"),                      # the guest's too
+                   ("write", "/local/domain/%d/backend/x" % b)]     # dom0's, B reads
+        for op, path in refused:
+            with pytest.raises(PermissionError, match=path):
+                getattr(g, op)(*((path, "x") if op == "write" else (path,)))
+        with pytest.raises(PermissionError):
+            g.is_introduced(d)
+        with pytest.raises(FileNotFoundError):
+            g.read(be + "/missing")                               # B may read K
+        for path in (fe, be, "@releaseDomain"):
+            g.watch(path, path)
+        dl = time.monotonic() + 10
+        assert [g.wait_watch(dl) for _ in range(3)] == [(p, p) for p in (fe, be, "@releaseDomain")]
+        with XS(host.env["XENSTORED_PATH"]) as guest:
+            guest.as_domain(d)
+            guest.write(fe + "/state", "3")
+        assert g.wait_watch(dl) == (fe + "/state", fe)
+        host.domain_destroy(d)
+        seen = set()
+        while {fe, be} - seen:
+            seen.add(g.wait_watch(dl)[1])
+        assert g.domain_path(d) == "/local/domain/%d" % d         # a reply after any event
+        seen.update(token for _, token in g.drain_watches())
+        assert seen == {fe, be}                                   # no @releaseDomain
+        with pytest.raises(PermissionError):
+            g.read(fe + "/state")                                 # gone, but EACCES
+        with pytest.raises(FileNotFoundError):
+            g.read(be + "/state")
+    assert not host.xs.exists("/local/domain/%d/backend" % b)     # dom0 cleaned K's parents
+
+
+def backend_in_driver_domain(host):
+    """A guest's channel served by mini-backend in driver domain b, both ends
+    Connected: (b, d, n, fe, be, guest, mini-backend's Popen)."""
+    need("guest-sim")
+    mini = need("mini-backend")
+    b, d, n, fe, be = driver_domain_channel(host)
+    g = host.guest(d, n)
+    mb = host.spawn([mini, d, n], env=host.domain_env(b), stdin=subprocess.PIPE,
+                    stdout=subprocess.PIPE)
+    host.wait_xs(be + "/state", "4", proc=mb)
+    host.wait_xs(fe + "/state", "4")
+    return b, d, n, fe, be, g, mb
+
+
+@pytest.mark.timeout(90)
+def test_unchanged_backend_runs_in_a_driver_domain(host):
+    """mini-backend, run with domain_env(B) and no option saying so, serves a
+    guest's channel from B: xenstore, grants and event channels as B's; 16 MiB
+    each way; the guest's destruction ends it (F gone, seen as EACCES)."""
+    b, d, n, fe, be, g, mb = backend_in_driver_domain(host)
+    assert os.path.exists(os.path.join(host.dir, "grant", str(d), "8.%d" % b))
+    with g.connect() as tty:
+        exchange(tty, (mb.stdout, mb.stdin), 16 << 20, timeout=80)
+    host.domain_destroy(d)
+    assert wait_proc_exit(mb, 10) == 0
+    assert "connected to domain %d's socket" % b in open(
+        os.path.join(host.dir, "xenstored.log")).read()
+
+
+@pytest.mark.timeout(60)
+def test_destroying_the_driver_domain_first(host):
+    """libxl removes /local/domain/B (K with it); xenstored then removes the
+    nodes B owned (F's name, limit, type, output, tty) and closes B's
+    connections; every process of B is killed.  The guest and the rest of F
+    stay."""
+    b, d, n, fe, be, g, mb = backend_in_driver_domain(host)
+    host.domain_destroy(b)
+    assert wait_proc_exit(mb, 5) == -signal.SIGKILL           # B's process stopped
+    assert g.proc.poll() is None                              # the guest runs on
+    assert host.xs.is_introduced(d) and not host.xs.is_introduced(b)
+    assert not host.xs.exists("/local/domain/%d" % b)
+    assert not os.path.exists(host.domain_socket(b))
+    assert sorted(host.xs.ls(fe)) == ["backend", "backend-id", "port", "protocol",
+                                      "ring-ref", "state"]
+    assert host.xs.read("/local/domain/%d/name" % d) == b"web"
+    assert "domain %d released (5 nodes it owned removed)" % b in open(
+        os.path.join(host.dir, "xenstored.log")).read()
 
 
 # ---- destruction -----------------------------------------------------------------

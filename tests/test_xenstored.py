@@ -80,17 +80,21 @@ def wait_for_file(path, proc, until):
 
 
 class Xenstored:
-    def __init__(self, workdir):
+    def __init__(self, workdir, domain_sockets=False):
         self.dir = str(workdir)
         self.sock = os.path.join(self.dir, "xenstored.sock")
         self.sockdir = None
-        if len(self.sock.encode()) >= 108:      # sizeof(sun_path)
+        longest = "/domain/32751/xenstored.sock" if domain_sockets else "/xenstored.sock"
+        if len((self.dir + longest).encode()) >= 108:      # sizeof(sun_path)
             self.sockdir = tempfile.mkdtemp(prefix="xsd-", dir="/tmp")
             self.sock = os.path.join(self.sockdir, "xenstored.sock")
+        self.domdir = os.path.join(os.path.dirname(self.sock), "domain")
         self.pidfile = os.path.join(self.dir, "xenstored.pid")
         self.logfile = os.path.join(self.dir, "xenstored.log")
         cmd = [DAEMON, "--socket", self.sock, "--pid-file", self.pidfile,
                "--log", self.logfile]
+        if domain_sockets:
+            cmd += ["--domain-sockets", self.domdir]
         if VALGRIND:
             cmd = ["valgrind", "-q", "--error-exitcode=99", "--leak-check=full",
                    "--show-leak-kinds=all", "--errors-for-leak-kinds=all",
@@ -109,6 +113,15 @@ class Xenstored:
         self.clients.append(h)
         if domid is not None:
             h.as_domain(domid)
+        return h
+
+    def domain_sock(self, domid):
+        return os.path.join(self.domdir, str(domid), "xenstored.sock")
+
+    def xs_of(self, domid):
+        """A libxenstore connection to domain domid's own socket."""
+        h = XS(self.domain_sock(domid))
+        self.clients.append(h)
         return h
 
     def log(self):
@@ -131,9 +144,8 @@ class Xenstored:
                 shutil.rmtree(self.sockdir, ignore_errors=True)
 
 
-@pytest.fixture
-def xsd(tmp_path):
-    d = Xenstored(tmp_path)
+def _daemon_fixture(tmp_path, domain_sockets):
+    d = Xenstored(tmp_path, domain_sockets)
     try:
         yield d
     finally:
@@ -143,6 +155,19 @@ def xsd(tmp_path):
     assert rc == 0, "xenstored-sim exit status %d\n%s" % (rc, vtext)
     assert vtext == "", vtext
     assert not os.path.exists(d.sock) and not os.path.exists(d.pidfile)
+    if domain_sockets:          # every domain's socket and directory removed
+        assert os.listdir(d.domdir) == []
+
+
+@pytest.fixture
+def xsd(tmp_path):
+    yield from _daemon_fixture(tmp_path, False)
+
+
+@pytest.fixture
+def xsdd(tmp_path):
+    """A daemon started with --domain-sockets."""
+    yield from _daemon_fixture(tmp_path, True)
 
 
 def tool(xsd, *args, check=True):
@@ -459,6 +484,150 @@ def test_privileged_operations_refused_to_guests(xsd):
             call()
     assert g.domain_path(5) == "/local/domain/5"
     assert x.read("/local") == b""                      # dom0 unaffected
+
+
+# ---- a domain's own socket (--domain-sockets), as a domU's /dev/xen/xenbus ------
+
+def test_domain_socket_exists_while_the_domain_is_introduced(xsdd):
+    x = xsdd.xs()
+    assert not os.path.exists(xsdd.domain_sock(5))
+    x.introduce(5)
+    assert os.path.exists(xsdd.domain_sock(5))            # there once INTRODUCE answered
+    x.introduce(5)                                        # again: the same socket
+    assert os.listdir(xsdd.domdir) == ["5"]
+    x.release(5)
+    assert not os.path.exists(os.path.dirname(xsdd.domain_sock(5)))
+    x.introduce(5)                                        # a new domain 5: a new socket
+    assert xsdd.xs_of(5).domain_path(5) == "/local/domain/5"
+    assert "domain 5: its socket is %s" % xsdd.domain_sock(5) in xsdd.log()
+    x.introduce(0x7fef)                                   # the longest domid fits
+    assert os.path.exists(xsdd.domain_sock(0x7fef))
+
+
+def test_domain_socket_connection_acts_as_its_domain(xsdd):
+    """From its first byte, with no CONTROL: reads, writes, relative paths,
+    transactions and watches are domain 5's, and privileged requests are
+    refused as xenstored refuses them to a guest."""
+    x = xsdd.xs()
+    x.mkdir("/local/domain/5")
+    x.chmod("/local/domain/5", ["n0", "r5"])
+    x.mkdir("/local/domain/5/data")
+    x.chmod("/local/domain/5/data", ["n5"])
+    x.write("/local/domain/0/secret", "s")
+    x.write("/local/domain/6/name", "other")
+    x.chmod("/local/domain/6", ["n0", "r6"])
+    x.introduce(5)
+    g = xsdd.xs_of(5)
+    g.write("data/x", "1")                                # relative to its home
+    assert x.get_perms("/local/domain/5/data/x") == ["n5"]
+    assert g.read("/local/domain/5/data/x") == b"1"
+    with pytest.raises(FileNotFoundError):
+        g.read("data/missing")                            # it may read data/
+    for call in (lambda: g.read("/local/domain/0/secret"),
+                 lambda: g.read("/local/domain/6/name"),  # another domain's name
+                 lambda: g.read("/local/domain/6/missing"),   # absence hidden
+                 lambda: g.ls("/local/domain"),
+                 lambda: g.write("/local/domain/5/y", "1"),   # its home is dom0's
+                 lambda: g.is_introduced(6), lambda: g.is_introduced(5),
+                 lambda: g.as_domain(0), lambda: g.log("x"), lambda: g.introduce(9),
+                 lambda: g.release(6), lambda: g.chmod("@releaseDomain", ["n5"])):
+        with pytest.raises(PermissionError):
+            call()
+    assert g.domain_path(6) == "/local/domain/6"          # GET_DOMAIN_PATH is not
+    tx = g.tx_start()
+    g.write("data/t", "in tx", tx)
+    assert not x.exists("/local/domain/5/data/t")
+    g.tx_end(tx)
+    assert x.read("/local/domain/5/data/t") == b"in tx"
+    g.watch("data", "rel")                                # a relative watch
+    g.watch("/local/domain/0", "dom0")                    # one it may set, not read
+    assert g.wait_watch(deadline()) == ("data", "rel")
+    assert g.wait_watch(deadline()) == ("/local/domain/0", "dom0")
+    x.write("/local/domain/0/secret", "t")                # not readable: no event
+    x.write("/local/domain/5/data/x", "2")
+    assert g.wait_watch(deadline()) == ("data/x", "rel")
+    assert g.check_watch() is None
+    assert "conn" in xsdd.log() and "connected to domain 5's socket" in xsdd.log()
+
+
+def test_release_closes_the_domains_connections(xsdd):
+    x = xsdd.xs()
+    x.introduce(5)
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.connect(xsdd.domain_sock(5))
+    s.settimeout(WAIT_S)
+    raw_send(s, XS_READ, b"/local\0", req_id=1)          # served as domain 5
+    assert raw_recv(s) == (XS_ERROR, 1, 0, b"EACCES\0")
+    old = xsdd.xs()
+    old.as_domain(5)                                      # the CONTROL hook's kind
+    x.release(5)
+    assert s.recv(1) == b""                               # the daemon closed it
+    s.close()
+    assert not os.path.exists(xsdd.domain_sock(5))
+    with pytest.raises(FileNotFoundError):                # no connection as a dead domain
+        XS(xsdd.domain_sock(5))
+    assert old.domain_path(5) == "/local/domain/5"        # as-domain ones stay (documented)
+    assert "closed: its domain was released" in xsdd.log()
+
+
+def test_release_removes_the_domains_nodes_and_permissions(xsdd):
+    """xenstored's domain_tree_remove(): a dead domain's nodes go (with
+    their subtrees, firing watches), and its entries in other nodes'
+    permissions and in the special nodes' no longer count."""
+    x, w = xsdd.xs(), xsdd.xs()
+    x.introduce(5)
+    g = xsdd.xs_of(5)
+    x.mkdir("/pub")
+    x.chmod("/pub", ["n0", "b5"])
+    g.write("/pub/mine/deep", "5's")                      # 5 owns mine and mine/deep
+    x.write("/pub/mine/dom0s", "0's")                     # inherits 5 as owner: goes too
+    x.write("/pub/kept", "k")
+    x.chmod("/pub/kept", ["n0", "r5"])
+    x.chmod("@releaseDomain", ["n5", "r5"])               # 5 owns the special node
+    w.watch("/pub", "pub")
+    w.watch("@releaseDomain", "rel")
+    assert w.wait_watch(deadline()) == ("/pub", "pub")
+    assert w.wait_watch(deadline()) == ("@releaseDomain", "rel")
+    x.release(5)
+    assert w.wait_watch(deadline()) == ("/pub/mine", "pub")
+    assert w.wait_watch(deadline()) == ("@releaseDomain", "rel")
+    assert x.ls("/pub") == ["kept"]
+    w.unwatch("/pub", "pub")
+    assert x.get_perms("/pub/kept") == ["n0", "r5"]       # shown, but ignored:
+    x.introduce(5)                                        # a new domain 5
+    g2 = xsdd.xs_of(5)
+    for call in (lambda: g2.read("/pub/kept"), lambda: g2.write("/pub/new", "n")):
+        with pytest.raises(PermissionError):              # /pub's b5 no longer counts
+            call()
+    x.chmod("/pub", ["n0", "b5"])                         # set anew, it does
+    g2.write("/pub/new", "n")
+    # @releaseDomain: the owner is dom0 again and r5 is gone, so the new
+    # domain 5 gets only the initial event (GET_PERMS refuses "@" names).
+    g2.watch("@releaseDomain", "rel")
+    assert g2.wait_watch(deadline()) == ("@releaseDomain", "rel")
+    x.introduce(8)
+    x.release(8)
+    assert w.wait_watch(deadline()) == ("@releaseDomain", "rel")
+    assert g2.domain_path(8) == "/local/domain/8"         # a reply after any event
+    assert g2.check_watch() is None
+
+
+def test_special_watch_sent_to_a_guest_that_may_read_it(xsdd):
+    """SET_PERMS on @releaseDomain is how a domU gets its events (4.17's
+    docs/misc/xenstore.txt, WATCH)."""
+    x = xsdd.xs()
+    x.introduce(5)
+    g = xsdd.xs_of(5)
+    g.watch("@releaseDomain", "rel")
+    assert g.wait_watch(deadline()) == ("@releaseDomain", "rel")
+    x.introduce(6)
+    x.release(6)
+    x.chmod("@releaseDomain", ["n0", "r5"])
+    x.introduce(7)
+    x.release(7)
+    assert g.wait_watch(deadline()) == ("@releaseDomain", "rel")
+    assert g.domain_path(7) == "/local/domain/7"          # a reply after any event
+    assert g.check_watch() is None                        # 6's release was not sent
 
 
 def test_control_commands(xsd):

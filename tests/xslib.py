@@ -96,6 +96,7 @@ class XS:
     """One libxenstore connection (xs_open).  Not for use from two threads."""
 
     def __init__(self, socket_path=None):
+        self._h = None
         with _env_lock:
             saved = os.environ.get("XENSTORED_PATH")
             if socket_path is not None:

@@ -191,7 +191,10 @@ static void frontend_changed(struct backend *b)
 	uint64_t f;
 	char v[NODE_MAX];
 
-	if (node_read(b, b->fe, "state", v, sizeof(v)) < 0 && errno == ENOENT) {
+	/* A backend in another domain than dom0 may not read the frontend's
+	 * parent: to it, a removed frontend reads as EACCES, not ENOENT. */
+	if (node_read(b, b->fe, "state", v, sizeof(v)) < 0 &&
+	    (errno == ENOENT || errno == EACCES)) {
 		logf_(b, "%s is gone", b->fe);
 		b->done = true;
 		return;
@@ -390,11 +393,14 @@ static void poll_setup(struct backend *b, struct pollfd *pfd)
 		pfd[PFD_STDOUT].fd = STDOUT_FILENO;
 }
 
+/* One port per wakeup: on Linux's /dev/xen/evtchn (a blocking fd) a second
+ * xenevtchn_pending() would block until the next event; anything still
+ * pending wakes the next poll. */
 static void handle_events(struct backend *b)
 {
-	int port;
+	int port = xenevtchn_pending(b->xce);
 
-	while ((port = xenevtchn_pending(b->xce)) >= 0)
+	if (port >= 0)
 		xenevtchn_unmask(b->xce, (evtchn_port_t)port);
 }
 

@@ -10,7 +10,7 @@
  * with the domain).  Each step names the libxl function it mirrors.
  *
  *   xensim start DIR | stop DIR
- *   xensim domain-create NAME | domain-destroy DOMID | domain-list
+ *   xensim domain-create NAME [--driver-domain] | domain-destroy DOMID | domain-list
  *   xensim channel-add DOMID NAME [--devid N] [--backend-domid B]
  *                      [--connection socket --path P | --connection pty]
  *   xensim guest DOMID [DEVID] [--socket PATH] [--name NAME] [--hostile MODE] [--resume]
@@ -86,7 +86,7 @@ static void usage(int code)
 	fprintf(code ? stderr : stdout,
 		"usage: xensim start DIR\n"
 		"       xensim stop DIR\n"
-		"       xensim domain-create NAME\n"
+		"       xensim domain-create NAME [--driver-domain]\n"
 		"       xensim domain-destroy DOMID\n"
 		"       xensim domain-list\n"
 		"       xensim channel-add DOMID NAME [--devid N] [--backend-domid B]\n"
@@ -346,6 +346,67 @@ static void kill_guests(const char *dir, bool all, unsigned domid)
 			stop_process(pid, "guest-sim", SIGKILL);
 		if (unlink(pf.s) < 0 && errno != ENOENT)
 			fail(EX_IOERR, "unlink %s: %s", pf.s, strerror(errno));
+	}
+	closedir(d);
+}
+
+/* Does /proc/PID/environ (NUL-separated) hold exactly the entry want? */
+static bool environ_has(const char *env, size_t len, const char *want)
+{
+	for (size_t off = 0; off < len; off += strlen(env + off) + 1)
+		if (strcmp(env + off, want) == 0)
+			return true;
+	return false;
+}
+
+/* Is the process pinned by pidfd one of domain domid's on this host: its
+ * environment names this host's XENSIM_DIR and XENSIM_DOMID=domid (what
+ * SimHost.domain_env and `xensim guest` give it)? */
+static bool acts_as_domain(pid_t pid, const char *dir, unsigned domid)
+{
+	static char env[1 << 18];
+	xpath path = pathf("/proc/%d/environ", (int)pid);
+	xpath want_dir = pathf("XENSIM_DIR=%s", dir), want_dom = pathf("XENSIM_DOMID=%u", domid);
+	int fd = open(path.s, O_RDONLY | O_CLOEXEC);
+	size_t len = 0;
+	ssize_t n;
+
+	if (fd < 0)
+		return false;           /* gone, or not ours to look at */
+	while (len < sizeof(env) - 1 && (n = read(fd, env + len, sizeof(env) - 1 - len)) > 0)
+		len += n;
+	close(fd);
+	env[len] = '\0';
+	return environ_has(env, len, want_dir.s) && environ_has(env, len, want_dom.s);
+}
+
+/*
+ * The hypervisor stops every vCPU of a dying domain: SIGKILL each process
+ * acting as domain domid on this host (a driver domain's proxy, say), and
+ * wait until each has exited.  The pidfd is taken before the environment
+ * is read, so a reused pid is never signalled.
+ */
+static void kill_domain_processes(const char *dir, unsigned domid)
+{
+	DIR *d = opendir("/proc");
+	struct dirent *e;
+
+	if (!d)
+		fail(EX_OSERR, "opendir /proc: %s", strerror(errno));
+	while ((e = readdir(d))) {
+		unsigned long pid;
+		int fd;
+
+		if (!parse_uint(e->d_name, INT_MAX, &pid) || (pid_t)pid == getpid())
+			continue;
+		fd = pidfd_open(pid);
+		if (fd < 0)
+			continue;
+		if (acts_as_domain(pid, dir, domid) && pidfd_kill(fd, SIGKILL) == 0 &&
+		    !pidfd_wait(fd, STOP_TIMEOUT_MS))
+			fail(EX_TEMPFAIL, "pid %lu of domain %u still running %d ms after SIGKILL",
+			     pid, domid, STOP_TIMEOUT_MS);
+		close(fd);
 	}
 	closedir(d);
 }
@@ -698,6 +759,7 @@ struct domain {
 	unsigned domid;
 	const char *name;
 	char uuid[37];
+	bool driver_domain;       /* xl's driver_domain=1 */
 };
 
 static void make_uuid(char out[37])
@@ -760,7 +822,8 @@ static bool domain_claim(struct txn *tx, struct domain *dom)
 }
 
 /* Nodes of libxl__domain_make under /local/domain/D: 'r' read-only for
- * the guest (dom0 owns, D reads), 'w' the guest's own. */
+ * the guest (dom0 owns, D reads), 'w' the guest's own, 'd' the guest's own
+ * and only for a driver domain (libxl, in case xl devd or QEMU run there). */
 static const struct {
 	const char *path;
 	char mode;
@@ -780,6 +843,8 @@ static const struct {
 	{ "feature", 'w' },
 	{ "attr", 'w' },
 	{ "error", 'w' },
+	{ "libxl", 'd' },
+	{ "device-model", 'd' },
 };
 
 /* libxl__domain_make's transaction, for a PV domain. */
@@ -804,8 +869,9 @@ static bool domain_make_txn(struct txn *tx, void *arg)
 	     txn_write(tx, pathf("%s/vm", dp.s).s, vm.s) &&
 	     txn_write(tx, pathf("%s/name", dp.s).s, dom->name);
 	for (size_t i = 0; ok && i < sizeof(domain_nodes) / sizeof(domain_nodes[0]); i++)
-		ok = txn_mknod(tx, pathf("%s/%s", dp.s, domain_nodes[i].path).s,
-			       domain_nodes[i].mode == 'w' ? rwperm : roperm);
+		if (domain_nodes[i].mode != 'd' || dom->driver_domain)
+			ok = txn_mknod(tx, pathf("%s/%s", dp.s, domain_nodes[i].path).s,
+				       domain_nodes[i].mode == 'r' ? roperm : rwperm);
 	return ok && txn_write(tx, pathf("%s/uuid", vm.s).s, dom->uuid) &&
 	       txn_write(tx, pathf("%s/name", vm.s).s, dom->name) &&
 	       txn_write(tx, pathf("%s/control/platform-feature-multiprocessor-suspend", dp.s).s,
@@ -834,10 +900,20 @@ static int cmd_domain_create(int argc, char **argv)
 	struct host h;
 	struct domain dom = { 0 };
 	struct console con0 = { .type = "xenconsoled" };
+	static const struct option opts[] = {
+		{ "driver-domain", no_argument, NULL, 'd' },
+		{ NULL, 0, NULL, 0 },
+	};
+	int o;
 
-	if (argc != 2)
+	while ((o = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+		if (o != 'd')
+			usage(EX_USAGE);
+		dom.driver_domain = true;
+	}
+	if (argc - optind != 1)
 		usage(EX_USAGE);
-	dom.name = argv[1];
+	dom.name = argv[optind];
 	if (!*dom.name || strchr(dom.name, '/'))
 		fail(EX_USAGE, "bad domain name '%s'", dom.name);
 	make_uuid(dom.uuid);
@@ -944,6 +1020,7 @@ static int cmd_domain_destroy(int argc, char **argv)
 	domain_must_exist(&h, domid);
 	/* destroy_domid_pci_done pauses the domain: its vCPUs stop first. */
 	kill_guests(h.dir, false, domid);
+	kill_domain_processes(h.dir, domid);
 	devices_destroy(&h, domid);
 	/* devices_destroy_cb: /vm/UUID, /local/domain/D, /libxl/D, hvmloader. */
 	dp = pathf("/local/domain/%u", domid);
@@ -1098,6 +1175,7 @@ exec_daemon(const struct daemon_kind *k, const char *dir, const char *log, int r
 {
 	xpath prog = sibling(k->prog);
 	xpath sock = pathf("%s/xenstored.sock", dir), pid = pathf("%s/%s.pid", dir, k->stem);
+	xpath domains = pathf("%s/domain", dir);
 	int in = open("/dev/null", O_RDONLY | O_CLOEXEC);
 	int out = open(log, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
 	int e;
@@ -1111,8 +1189,8 @@ exec_daemon(const struct daemon_kind *k, const char *dir, const char *log, int r
 	if (k == &hv_daemon)
 		execl(prog.s, k->prog, "--dir", dir, "--pid-file", pid.s, (char *)NULL);
 	else
-		execl(prog.s, k->prog, "--socket", sock.s, "--pid-file", pid.s, "--log", log,
-		      (char *)NULL);
+		execl(prog.s, k->prog, "--socket", sock.s, "--domain-sockets", domains.s,
+		      "--pid-file", pid.s, "--log", log, (char *)NULL);
 report:
 	e = errno;
 	if (write(report_fd, &e, sizeof(e)) < 0)
@@ -1263,6 +1341,8 @@ static int cmd_start(int argc, char **argv)
 	sock = pathf("%s/xenstored.sock", dir);
 	pidfile = pathf("%s/xenstored.pid", dir);
 	check_socket_path(sock.s);
+	/* The longest of the domains' own sockets (xenstored-sim --domain-sockets). */
+	check_socket_path(pathf("%s/domain/%u/xenstored.sock", dir, DOMID_LIMIT - 1).s);
 	old = read_pid_file(pidfile.s);
 	if (old && kill(old, 0) == 0 && proc_runs(old, "xenstored-sim"))
 		fail(EX_CANTCREAT, "a host is already running in %s (xenstored-sim pid %d)", dir,

@@ -5,14 +5,19 @@
  * It speaks Xen's socket wire protocol (<xen/io/xs_wire.h>), so Debian's
  * unchanged libxenstore.so.4 talks to it through XENSTORED_PATH.  The whole
  * tree lives in memory; permissions are enforced per connection as Xen 4.17's
- * C xenstored does.  A connection is dom0 until it says, with the CONTROL
- * command "as-domain D", that it acts as guest D.
+ * C xenstored does.  A connection to the main socket is dom0 until it says,
+ * with the CONTROL command "as-domain D", that it acts as guest D.  With
+ * --domain-sockets DIR, each introduced domain D also has DIR/D/xenstored.sock,
+ * whose connections act as D from their first byte: an unchanged program run
+ * with XENSTORED_PATH set to it is a process of domain D, as a domU's
+ * /dev/xen/xenbus is on Xen (xenstored knows the domain from the ring).
  *
  * One epoll loop, no threads, no timers; all state is in one struct daemon.
  * Every queue and table is bounded (limits below); nothing a client sends can
  * crash the daemon or stop it serving the other connections.
  *
- * Usage: xenstored-sim --socket PATH [--pid-file F] [--log F] [--verbose]
+ * Usage: xenstored-sim --socket PATH [--domain-sockets DIR] [--pid-file F]
+ *                      [--log F] [--verbose]
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -50,6 +55,7 @@
 #define SIM_MAX_TXN_NODES   8192        /* nodes one transaction may access */
 #define SIM_MAX_TXN_OPS     4096        /* changes one transaction may make */
 #define SIM_ACCEPT_BURST    64          /* accepts per loop pass */
+#define SIM_MAX_DOMAIN_SOCKS 4096       /* domains with a socket of their own */
 
 #define SIM_HDR_LEN         sizeof(struct xsd_sockmsg)
 #define SIM_PATH_BUF        (XENSTORE_ABS_PATH_MAX + 1)
@@ -57,7 +63,11 @@
 #define SIM_DOMID_SELF      0x7FF0u      /* xen.h: DOMID_SELF */
 #define SIM_DOMID_MAX       0xFFFFu      /* domid_t */
 
-enum perm_bits { PERM_NONE = 0, PERM_READ = 1, PERM_WRITE = 2, PERM_OWNER = 4 };
+/* PERM_IGNORE marks an entry naming a domain that died since it was set
+ * (xenstored's XS_PERM_IGNORE): it grants nothing, even to a new domain
+ * that gets the same domid. */
+enum perm_bits { PERM_NONE = 0, PERM_READ = 1, PERM_WRITE = 2, PERM_OWNER = 4,
+		 PERM_IGNORE = 8 };
 
 /* One entry of a node's permission list ("r5" = domain 5 may read). */
 struct perm {
@@ -122,10 +132,26 @@ struct outq {
 	size_t head, len, cap;
 };
 
+/* What an epoll event's data.ptr points at: each such object starts with
+ * its kind. */
+enum ep_kind { EP_CONN, EP_LISTENER, EP_SIGNAL };
+
+/* A listening socket: the main one (dom0's), or domain D's own. */
+struct listener {
+	enum ep_kind kind;              /* EP_LISTENER (EP_SIGNAL: the signalfd) */
+	int fd;                         /* -1 once closed */
+	unsigned int domid;             /* whose connections it accepts */
+	char *path;                     /* a domain's: its socket file */
+	char *dir;                      /* a domain's: the directory holding it */
+};
+
 struct conn {
+	enum ep_kind kind;              /* EP_CONN */
 	int fd;
 	unsigned int id;                /* for logs */
-	unsigned int domid;             /* 0 unless "as-domain" said otherwise */
+	unsigned int domid;             /* 0 unless "as-domain" said otherwise,
+					 * or it came in on a domain's socket */
+	bool domain_socket;             /* came in on domain domid's socket */
 	unsigned char in[SIM_HDR_LEN + XENSTORE_PAYLOAD_MAX];
 	size_t in_len;
 	struct xsd_sockmsg big_hdr;     /* an oversized request being skipped */
@@ -157,11 +183,14 @@ struct special {
 
 struct daemon {
 	const char *socket_path;
+	const char *domain_dir;         /* --domain-sockets, or NULL */
 	const char *pid_path;
 	FILE *log;
 	bool verbose;
-	int listen_fd;
-	int signal_fd;
+	struct listener main;           /* socket_path: dom0's connections */
+	struct listener sig;            /* the signalfd */
+	struct listener *domain_socks[SIM_MAX_DOMAIN_SOCKS];
+	unsigned int ndomain_socks;
 	int epoll_fd;                   /* epoll, not poll: a host of 1,000 guests
 					 * has 2,000 connections, mostly idle */
 	bool stop;
@@ -377,7 +406,7 @@ static bool domid_privileged(unsigned int domid)
 }
 
 /* xenstored's perm_for_conn(): dom0 and the owner get everything; others
- * get their own entry, else the first entry's access. */
+ * get their own entry (unless it is ignored), else the first entry's access. */
 static unsigned int perm_for(unsigned int domid, const struct perm *p,
 			     unsigned int n)
 {
@@ -386,9 +415,9 @@ static unsigned int perm_for(unsigned int domid, const struct perm *p,
 	if (domid_privileged(domid) || p[0].domid == domid)
 		return PERM_READ | PERM_WRITE | PERM_OWNER;
 	for (i = 1; i < n; i++)
-		if (p[i].domid == domid)
+		if (p[i].domid == domid && !(p[i].access & PERM_IGNORE))
 			return p[i].access;
-	return p[0].access;
+	return p[0].access & (PERM_READ | PERM_WRITE);
 }
 
 static char perm_letter(unsigned int access)
@@ -1532,6 +1561,180 @@ static int req_transaction_end(struct req *r)
 	return err;
 }
 
+/* ---- domains' own sockets (--domain-sockets DIR) --------------------------------
+ * DIR/D/xenstored.sock exists while D is introduced: a process that uses it
+ * is one of D's, its requests checked as D's.  RELEASE (the domain's death)
+ * closes the socket and every connection made through it, as xenstored
+ * frees a dead domain's connection. */
+
+static bool unix_addr(const char *path, struct sockaddr_un *sa)
+{
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sa->sun_path))
+		return false;
+	strcpy(sa->sun_path, path);
+	return true;
+}
+
+static struct listener *domain_sock_find(struct daemon *d, unsigned int domid)
+{
+	unsigned int i;
+
+	for (i = 0; i < d->ndomain_socks; i++)
+		if (d->domain_socks[i]->fd >= 0 && d->domain_socks[i]->domid == domid)
+			return d->domain_socks[i];
+	return NULL;
+}
+
+/* Its files go at once; the struct stays until the end of the loop pass
+ * (domain_socks_reap), since an epoll event may still point at it. */
+static void domain_sock_close(struct daemon *d, struct listener *l)
+{
+	(void)d;
+	if (l->fd < 0)
+		return;
+	close(l->fd);
+	l->fd = -1;
+	unlink(l->path);
+	rmdir(l->dir);
+}
+
+static void domain_socks_reap(struct daemon *d)
+{
+	unsigned int i, kept = 0;
+
+	for (i = 0; i < d->ndomain_socks; i++) {
+		struct listener *l = d->domain_socks[i];
+
+		if (l->fd >= 0) {
+			d->domain_socks[kept++] = l;
+			continue;
+		}
+		free(l->path);
+		free(l->dir);
+		free(l);
+	}
+	d->ndomain_socks = kept;
+}
+
+/* 0, or the errno to answer INTRODUCE with (the domain is then not
+ * introduced: a test that expects the socket learns why at once). */
+static int domain_sock_open(struct daemon *d, unsigned int domid)
+{
+	struct listener *l;
+	struct sockaddr_un sa;
+	char dir[PATH_MAX], path[PATH_MAX];
+	int err;
+
+	if (!d->domain_dir || domid == 0 || domain_sock_find(d, domid))
+		return 0;
+	if (d->ndomain_socks >= SIM_MAX_DOMAIN_SOCKS) {
+		sim_log(d, "domain %u: no socket of its own: %u domains have one "
+			"(limit)", domid, d->ndomain_socks);
+		return ENOSPC;
+	}
+	snprintf(dir, sizeof(dir), "%.4000s/%u", d->domain_dir, domid);
+	snprintf(path, sizeof(path), "%.4000s/%u/xenstored.sock", d->domain_dir, domid);
+	l = sim_alloc(sizeof(*l));
+	l->kind = EP_LISTENER;
+	l->domid = domid;
+	l->fd = -1;
+	if (!unix_addr(path, &sa)) {
+		err = ENAMETOOLONG;
+		goto fail;
+	}
+	if ((mkdir(dir, 0755) < 0 && errno != EEXIST) ||
+	    (unlink(path) < 0 && errno != ENOENT) ||     /* a crashed daemon's */
+	    (l->fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0)) < 0 ||
+	    bind(l->fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    listen(l->fd, SOMAXCONN) < 0 ||
+	    epoll_ctl(d->epoll_fd, EPOLL_CTL_ADD, l->fd,
+		      &(struct epoll_event){ EPOLLIN, { .ptr = l } }) < 0) {
+		err = errno;
+		goto fail;
+	}
+	l->path = sim_strdup(path);
+	l->dir = sim_strdup(dir);
+	d->domain_socks[d->ndomain_socks++] = l;
+	sim_log(d, "domain %u: its socket is %s", domid, path);
+	return 0;
+fail:
+	sim_log(d, "domain %u: socket %s: %s", domid, path, strerror(err));
+	if (l->fd >= 0) {
+		close(l->fd);
+		unlink(path);
+	}
+	rmdir(dir);
+	free(l);
+	return err;
+}
+
+/* The domain died: its socket and the connections made through it go. */
+static void domain_disconnect(struct daemon *d, unsigned int domid)
+{
+	struct listener *l = domain_sock_find(d, domid);
+	unsigned int i;
+
+	if (l)
+		domain_sock_close(d, l);
+	for (i = 0; i < d->nconns; i++) {
+		struct conn *c = d->conns[i];
+
+		if (c->domain_socket && c->domid == domid && !c->dead) {
+			sim_log(d, "conn %u (domain %u): closed: its domain was "
+				"released", c->id, domid);
+			c->dead = true;
+		}
+	}
+}
+
+/* xenstored's domain_tree_remove() (it runs without --keep-orphans): the
+ * dead domain's nodes go, each with what is below it, firing watches; where
+ * another node's permissions name it, that entry no longer counts
+ * (XS_PERM_IGNORE), so a new domain given the same domid inherits nothing.
+ * Returns how many nodes it removed (each with its subtree). */
+static unsigned int domain_forget(struct daemon *d, struct node *n, char *path,
+				  unsigned int domid)
+{
+	struct view v = { d, 0, &d->tree, NULL };
+	size_t len = strlen(path);
+	unsigned int i = 0, j, removed = 0;
+
+	for (j = 1; j < n->nperms; j++)
+		if (n->perms[j].domid == domid)
+			n->perms[j].access |= PERM_IGNORE;
+	while (i < n->nkids) {
+		struct node *kid = n->kids[i];
+		int w = snprintf(path + len, SIM_PATH_BUF - len, "%s%s",
+				 len > 1 ? "/" : "", kid->name);
+
+		if (w < 0 || (size_t)w >= SIM_PATH_BUF - len) {
+			i++;                    /* cannot happen: paths are bounded */
+		} else if (kid->perms[0].domid == domid && op_rm(&v, path) == 0) {
+			removed++;              /* kids[i] is now its next sibling */
+		} else {
+			removed += domain_forget(d, kid, path, domid);
+			i++;
+		}
+		path[len] = '\0';
+	}
+	return removed;
+}
+
+/* xenstored's remove_domid_from_perm() for the special nodes. */
+static void special_forget(struct special *s, unsigned int domid)
+{
+	unsigned int i, kept = 1;
+
+	if (s->perms[0].domid == domid)
+		s->perms[0].domid = 0;
+	for (i = 1; i < s->nperms; i++)
+		if (s->perms[i].domid != domid)
+			s->perms[kept++] = s->perms[i];
+	s->nperms = kept;
+}
+
 static bool domain_introduced(const struct daemon *d, unsigned int domid)
 {
 	if (domid >= SIM_DOMID_FIRST_RESERVED)
@@ -1560,6 +1763,10 @@ static int req_introduce(struct req *r)
 	    !parse_uint(vec[2], UINT32_MAX, &port) || port == 0)
 		return EINVAL;
 	if (!domain_introduced(r->d, domid)) {
+		int err = domain_sock_open(r->d, domid);
+
+		if (err)
+			return err;
 		domain_mark(r->d, domid, true);
 		sim_log(r->d, "domain %u introduced", domid);
 		req_ack(r);
@@ -1580,15 +1787,23 @@ static int req_guest_arg(struct req *r, unsigned int *domid)
 	return domain_introduced(r->d, *domid) ? 0 : ENOENT;
 }
 
+/* As xenstored frees a dead domain: its connection first, then its nodes
+ * (domain_tree_remove), then @releaseDomain. */
 static int req_release(struct req *r)
 {
-	unsigned int domid;
+	char path[SIM_PATH_BUF] = "/";
+	unsigned int domid, removed;
 	int err = req_guest_arg(r, &domid);
 
 	if (err)
 		return err;
+	domain_disconnect(r->d, domid);
+	removed = domain_forget(r->d, r->d->tree.root, path, domid);
+	special_forget(&r->d->special[0], domid);
+	special_forget(&r->d->special[1], domid);
 	domain_mark(r->d, domid, false);
-	sim_log(r->d, "domain %u released", domid);
+	sim_log(r->d, "domain %u released (%u nodes it owned removed)", domid,
+		removed);
 	req_ack(r);
 	fire_special(r->d, "@releaseDomain");
 	return 0;
@@ -1970,19 +2185,20 @@ static void conn_free(struct daemon *d, struct conn *c)
 	free(c);
 }
 
-static void conn_accept(struct daemon *d)
+/* A connection on a domain's socket is that domain's from its first byte,
+ * as xenstored knows a domain's connection by its ring. */
+static void conn_accept(struct daemon *d, struct listener *l)
 {
 	unsigned int i;
 
-	for (i = 0; i < SIM_ACCEPT_BURST; i++) {
-		int fd = accept4(d->listen_fd, NULL, NULL,
-				 SOCK_NONBLOCK | SOCK_CLOEXEC);
+	for (i = 0; i < SIM_ACCEPT_BURST && l->fd >= 0; i++) {
+		int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 		struct conn *c;
 
 		if (fd < 0) {
 			if (errno != EAGAIN && errno != EINTR)
-				sim_log(d, "accept %s: %s", d->socket_path,
-					strerror(errno));
+				sim_log(d, "accept %s: %s", l->path ? l->path :
+					d->socket_path, strerror(errno));
 			return;
 		}
 		if (d->nconns >= SIM_MAX_CONNS) {
@@ -1992,7 +2208,10 @@ static void conn_accept(struct daemon *d)
 			continue;
 		}
 		c = sim_alloc(sizeof(*c));
+		c->kind = EP_CONN;
 		c->fd = fd;
+		c->domid = l->domid;
+		c->domain_socket = l != &d->main;
 		c->events = EPOLLIN;
 		if (epoll_ctl(d->epoll_fd, EPOLL_CTL_ADD, fd,
 			      &(struct epoll_event){ c->events, { .ptr = c } }) < 0) {
@@ -2004,7 +2223,10 @@ static void conn_accept(struct daemon *d)
 		c->id = ++d->next_conn_id;
 		c->next_txid = 1;
 		d->conns[d->nconns++] = c;
-		if (d->verbose)
+		if (c->domain_socket)
+			sim_log(d, "conn %u: connected to domain %u's socket",
+				c->id, c->domid);
+		else if (d->verbose)
 			sim_log(d, "conn %u: connected", c->id);
 	}
 }
@@ -2055,8 +2277,8 @@ static void conn_watch_fds(struct daemon *d)
 static void daemon_pass(struct daemon *d)
 {
 	struct epoll_event ev[64];
-	bool accept_due = false;
-	int i, n;
+	struct listener *accept_due[64];
+	int i, n, ndue = 0;
 
 	conn_watch_fds(d);
 	n = epoll_wait(d->epoll_fd, ev, 64, -1);
@@ -2067,17 +2289,18 @@ static void daemon_pass(struct daemon *d)
 	}
 	for (i = 0; i < n; i++) {
 		struct conn *c = ev[i].data.ptr;
+		enum ep_kind kind = *(enum ep_kind *)ev[i].data.ptr;
 
-		if (ev[i].data.ptr == &d->signal_fd) {
+		if (kind == EP_SIGNAL) {
 			struct signalfd_siginfo si;
 
-			if (read(d->signal_fd, &si, sizeof(si)) == sizeof(si))
+			if (read(d->sig.fd, &si, sizeof(si)) == sizeof(si))
 				sim_log(d, "signal %u: exiting", si.ssi_signo);
 			d->stop = true;
 			return;
 		}
-		if (ev[i].data.ptr == &d->listen_fd) {
-			accept_due = true;
+		if (kind == EP_LISTENER) {
+			accept_due[ndue++] = ev[i].data.ptr;
 			continue;
 		}
 		if (ev[i].events & EPOLLOUT)
@@ -2086,22 +2309,24 @@ static void daemon_pass(struct daemon *d)
 			conn_read(d, c);
 		conn_pump(d, c);
 	}
-	if (accept_due)
-		conn_accept(d);
+	/* A RELEASE served above may have closed a domain's socket. */
+	for (i = 0; i < ndue; i++)
+		conn_accept(d, accept_due[i]);
 	/* Watch events for connections served earlier in this pass. */
 	for (i = 0; i < (int)d->nconns; i++)
 		conn_pump(d, d->conns[i]);
 	conn_reap(d);
+	domain_socks_reap(d);
 }
 
 static int daemon_epoll(struct daemon *d)
 {
 	d->epoll_fd = epoll_create1(EPOLL_CLOEXEC);
 	if (d->epoll_fd < 0 ||
-	    epoll_ctl(d->epoll_fd, EPOLL_CTL_ADD, d->signal_fd,
-		      &(struct epoll_event){ EPOLLIN, { .ptr = &d->signal_fd } }) < 0 ||
-	    epoll_ctl(d->epoll_fd, EPOLL_CTL_ADD, d->listen_fd,
-		      &(struct epoll_event){ EPOLLIN, { .ptr = &d->listen_fd } }) < 0) {
+	    epoll_ctl(d->epoll_fd, EPOLL_CTL_ADD, d->sig.fd,
+		      &(struct epoll_event){ EPOLLIN, { .ptr = &d->sig } }) < 0 ||
+	    epoll_ctl(d->epoll_fd, EPOLL_CTL_ADD, d->main.fd,
+		      &(struct epoll_event){ EPOLLIN, { .ptr = &d->main } }) < 0) {
 		fprintf(stderr, "xenstored-sim: epoll: %s\n", strerror(errno));
 		return -1;
 	}
@@ -2110,16 +2335,15 @@ static int daemon_epoll(struct daemon *d)
 
 static int daemon_listen(struct daemon *d)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa;
 	struct stat st;
 	int fd;
 
-	if (strlen(d->socket_path) >= sizeof(sa.sun_path)) {
+	if (!unix_addr(d->socket_path, &sa)) {
 		fprintf(stderr, "xenstored-sim: socket path too long: %s\n",
 			d->socket_path);
 		return -1;
 	}
-	strcpy(sa.sun_path, d->socket_path);
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return -1;
@@ -2142,7 +2366,12 @@ static int daemon_listen(struct daemon *d)
 		close(fd);
 		return -1;
 	}
-	d->listen_fd = fd;
+	d->main.fd = fd;
+	if (d->domain_dir && mkdir(d->domain_dir, 0755) < 0 && errno != EEXIST) {
+		fprintf(stderr, "xenstored-sim: mkdir %s: %s\n", d->domain_dir,
+			strerror(errno));
+		return -1;
+	}
 	return 0;
 }
 
@@ -2176,18 +2405,18 @@ static int daemon_signals(struct daemon *d)
 	sigaddset(&set, SIGINT);
 	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
 		return -1;
-	d->signal_fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
-	return d->signal_fd < 0 ? -1 : 0;
+	d->sig.fd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	return d->sig.fd < 0 ? -1 : 0;
 }
 
-/* Enough descriptors for SIM_MAX_CONNS connections. */
+/* Enough descriptors for SIM_MAX_CONNS connections and the domains' sockets. */
 static void daemon_raise_fd_limit(void)
 {
+	const rlim_t want = SIM_MAX_CONNS + SIM_MAX_DOMAIN_SOCKS + 16;
 	struct rlimit rl;
 
-	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < SIM_MAX_CONNS + 16) {
-		rl.rlim_cur = rl.rlim_max < SIM_MAX_CONNS + 16 ? rl.rlim_max
-							       : SIM_MAX_CONNS + 16;
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < want) {
+		rl.rlim_cur = rl.rlim_max < want ? rl.rlim_max : want;
 		setrlimit(RLIMIT_NOFILE, &rl);
 	}
 }
@@ -2196,7 +2425,9 @@ static void daemon_init(struct daemon *d)
 {
 	static const struct perm n0 = { 0, PERM_NONE };
 
-	d->listen_fd = d->signal_fd = d->epoll_fd = -1;
+	d->main.kind = EP_LISTENER;
+	d->sig.kind = EP_SIGNAL;
+	d->main.fd = d->sig.fd = d->epoll_fd = -1;
 	tree_init(d);
 	domain_mark(d, 0, true);        /* dom0 is always introduced */
 	d->special[0].name = "@introduceDomain";
@@ -2216,12 +2447,15 @@ static void daemon_fini(struct daemon *d)
 	node_free(d->tree.root);
 	free(d->special[0].perms);
 	free(d->special[1].perms);
-	if (d->listen_fd >= 0) {
-		close(d->listen_fd);
+	for (i = 0; i < d->ndomain_socks; i++)
+		domain_sock_close(d, d->domain_socks[i]);
+	domain_socks_reap(d);
+	if (d->main.fd >= 0) {
+		close(d->main.fd);
 		unlink(d->socket_path);
 	}
-	if (d->signal_fd >= 0)
-		close(d->signal_fd);
+	if (d->sig.fd >= 0)
+		close(d->sig.fd);
 	if (d->epoll_fd >= 0)
 		close(d->epoll_fd);
 	if (d->pid_path)
@@ -2232,14 +2466,15 @@ static void daemon_fini(struct daemon *d)
 
 static void usage(FILE *f)
 {
-	fprintf(f, "usage: xenstored-sim --socket PATH [--pid-file FILE] "
-		"[--log FILE] [--verbose]\n");
+	fprintf(f, "usage: xenstored-sim --socket PATH [--domain-sockets DIR] "
+		"[--pid-file FILE] [--log FILE] [--verbose]\n");
 }
 
 static int daemon_options(struct daemon *d, int argc, char **argv)
 {
 	static const struct option opts[] = {
 		{ "socket", required_argument, NULL, 's' },
+		{ "domain-sockets", required_argument, NULL, 'D' },
 		{ "pid-file", required_argument, NULL, 'p' },
 		{ "log", required_argument, NULL, 'l' },
 		{ "verbose", no_argument, NULL, 'v' },
@@ -2252,6 +2487,7 @@ static int daemon_options(struct daemon *d, int argc, char **argv)
 	while ((o = getopt_long(argc, argv, "s:p:l:vh", opts, NULL)) != -1) {
 		switch (o) {
 		case 's': d->socket_path = optarg; break;
+		case 'D': d->domain_dir = optarg; break;
 		case 'p': d->pid_path = optarg; break;
 		case 'l': log_path = optarg; break;
 		case 'v': d->verbose = true; break;
