@@ -21,6 +21,7 @@
 #include "endpoint.h"
 #include "held.h"
 #include "ring.h"
+#include "transcript.h"
 #include "xs.h"
 
 enum mode { MODE_SERVE, MODE_CREATE, MODE_REMOVE, MODE_LIST };
@@ -34,6 +35,7 @@ struct options {
 	mode_t mode;
 	unsigned backend_domid;
 	const char *transcript;
+	unsigned long transcript_max;    /* bytes; 0: no bound */
 	unsigned long buffer;
 	bool buffer_set;
 	bool overflow_keep;
@@ -82,7 +84,7 @@ struct proxy {
 	bool out_waiting;                /* out[] bytes the client could not take yet */
 	int sigfd;
 	int xs_fd;                       /* xs_fileno, taken once: it locks */
-	int transcript_fd;
+	struct transcript tr;
 	unsigned long long out_total;    /* bytes taken from out[] since start */
 	unsigned long long in_total;     /* bytes put into in[] since start */
 	unsigned long long discarded;

@@ -86,6 +86,7 @@ static const char usage_text[] =
 "  -m, --mode MODE        permissions of a created socket (default 0600)\n"
 "  -b, --backend-domid N  the backend domain (default 0)\n"
 "  -t, --transcript FILE  append both directions to FILE, with marks\n"
+"      --transcript-max SIZE  stop recording at SIZE bytes (default 64M; 0: no bound)\n"
 "      --buffer SIZE      bytes held for an absent or slow client\n"
 "                         (default: the frontend's \"limit\" node)\n"
 "      --overflow-data discard|keep  beyond that bound (default discard)\n"
@@ -168,7 +169,7 @@ static int parse_operands(struct options *o, int n, char **arg)
 }
 
 enum { OPT_BUFFER = 256, OPT_OVERFLOW, OPT_CREATE, OPT_DEVID, OPT_REMOVE, OPT_LIST,
-       OPT_NO_SECCOMP };
+       OPT_NO_SECCOMP, OPT_TRANSCRIPT_MAX };
 static const struct option longopts[] = {
 	{ "listen", required_argument, NULL, 'l' },
 	{ "connect", required_argument, NULL, 'c' },
@@ -177,6 +178,7 @@ static const struct option longopts[] = {
 	{ "mode", required_argument, NULL, 'm' },
 	{ "backend-domid", required_argument, NULL, 'b' },
 	{ "transcript", required_argument, NULL, 't' },
+	{ "transcript-max", required_argument, NULL, OPT_TRANSCRIPT_MAX },
 	{ "buffer", required_argument, NULL, OPT_BUFFER },
 	{ "overflow-data", required_argument, NULL, OPT_OVERFLOW },
 	{ "create", no_argument, NULL, OPT_CREATE },
@@ -215,6 +217,10 @@ static int take_option(struct options *o, int c, char *arg)
 		o->backend_domid = v;
 		break;
 	case 't': o->transcript = arg; break;
+	case OPT_TRANSCRIPT_MAX:
+		if (!parse_size(arg, &o->transcript_max))
+			return usage("--transcript-max takes a size in bytes (K, M, G suffixes)");
+		break;
 	case OPT_BUFFER:
 		if (!parse_size(arg, &o->buffer))
 			return usage("--buffer takes a size in bytes (K, M, G suffixes)");
@@ -250,6 +256,7 @@ static int parse_options(struct options *o, int argc, char **argv)
 
 	memset(o, 0, sizeof(*o));
 	o->mode = 0600;
+	o->transcript_max = TRANSCRIPT_MAX_DEFAULT;
 	while (r == 0 && (c = getopt_long(argc, argv, "l:c:p::sm:b:t:u:vqhV", longopts, NULL)) != -1)
 		r = take_option(o, c, optarg);
 	if (r != 0)
@@ -444,7 +451,7 @@ struct proxy *proxy_new(void)
 
 	if (p == NULL)
 		return NULL;
-	p->sigfd = p->transcript_fd = p->event_port = -1;
+	p->sigfd = p->tr.fd = p->event_port = -1;
 	endpoint_init(&p->ep, EP_NONE, NULL, 0);
 	return p;
 }
@@ -464,8 +471,7 @@ void proxy_free(struct proxy *p)
 		xs_close(p->xs);
 	if (p->sigfd >= 0)
 		close(p->sigfd);
-	if (p->transcript_fd >= 0)
-		close(p->transcript_fd);
+	transcript_close(p);
 	if (p->logger)
 		xtl_logger_destroy((xentoollog_logger *)p->logger);
 	free(p->opt.split_arg);
@@ -482,7 +488,7 @@ static void on_signal(struct proxy *p)
 
 	while (read(p->sigfd, &si, sizeof(si)) == sizeof(si)) {
 		if (si.ssi_signo == SIGHUP) {
-			transcript_open(p);
+			transcript_open(p);   /* on failure, the old file stays */
 			continue;
 		}
 		/* A restart must not lose what a connected client was about
@@ -722,7 +728,8 @@ static int proxy_setup(struct proxy *p)
 	if ((r = open_signals(p)) || (r = open_xen(p)) || (r = find_channel(p))
 	    || (r = choose_endpoint(p, p->toolstack_path, sizeof(p->toolstack_path))))
 		return r;
-	transcript_open(p);
+	if ((r = transcript_open(p)))
+		return r;
 	/* The endpoint first: a channel we create is never left without one. */
 	if ((r = open_endpoint(p)) || (p->opt.command == MODE_CREATE && (r = create_channel(p))))
 		return r;
