@@ -15,6 +15,7 @@
 #include <getopt.h>
 #include <malloc.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -358,9 +359,14 @@ static int toolstack_endpoint(struct proxy *p, char *path, size_t pathlen)
 
 static int open_endpoint(struct proxy *p)
 {
+	struct passwd *pw;
 	int r;
 
 	endpoint_init(&p->ep, p->opt.kind, p->opt.path, p->opt.mode);
+	if (p->opt.user && (pw = getpwnam(p->opt.user)) != NULL) {
+		p->ep.user_uid = pw->pw_uid;   /* trusted with the socket's directory */
+		p->ep.user_gid = pw->pw_gid;
+	}
 	if (p->opt.kind == EP_LISTEN && p->opt.path == NULL)
 		endpoint_adopt_listener(&p->ep, SYSTEMD_LISTEN_FDS_START);
 	r = endpoint_open(&p->ep);
