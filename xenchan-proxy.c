@@ -269,6 +269,18 @@ static int parse_options(struct options *o, int argc, char **argv)
 
 /* ---- setup -------------------------------------------------------------------- */
 
+/* Ours, and no process matches its record (pid and start time): a channel
+ * whose proxy is gone, which we may take over. */
+static bool stale_channel(struct proxy *p, long *pid)
+{
+	unsigned long long start;
+
+	if (!xs_channel_is_ours(p->xs, &p->ch))
+		return false;
+	*pid = xs_server_pid(p->xs, &p->ch, &start);
+	return hotplug_server(*pid, start) == SERVER_GONE;
+}
+
 /* --create: make the channel, or take over a stale one of that name. */
 static int create_channel(struct proxy *p)
 {
@@ -298,8 +310,7 @@ static int create_channel(struct proxy *p)
 
 		snprintf(devid, sizeof(devid), "%u", existing);
 		if (xs_find_channel(p->xs, devid, p->opt.backend_domid, &p->ch, msg, sizeof(msg)) == XSR_OK
-		    && xs_channel_is_ours(p->xs, &p->ch)
-		    && !hotplug_pid_alive(pid = xs_server_pid(p->xs, &p->ch))) {
+		    && stale_channel(p, &pid)) {
 			p->created = true;
 			plog(p, XTL_WARN, -1, "taking over %s (its proxy %ld is gone)", p->ch.fe, pid);
 			return 0;
@@ -744,7 +755,7 @@ static int proxy_setup(struct proxy *p)
 	publish_tty(p);
 	if ((r = start_backend(p)))
 		return r;
-	if (xs_set_server_pid(p->xs, &p->ch, getpid()) != XSR_OK)
+	if (xs_set_server_pid(p->xs, &p->ch, getpid(), hotplug_own_start()) != XSR_OK)
 		plog(p, XTL_WARN, errno, "xs_write %s/xenchan-pid", p->ch.be);
 	systemd_notify("STATUS=waiting for the guest to connect");
 	plog(p, XTL_INFO, -1, "serving %s (backend %s) on %s, holding up to %zu bytes",
@@ -765,7 +776,7 @@ static void proxy_finish(struct proxy *p)
 		return;
 	systemd_notify("STOPPING=1");
 	if (!p->created) {
-		xs_set_server_pid(p->xs, &p->ch, 0);
+		xs_set_server_pid(p->xs, &p->ch, 0, 0);
 		return;
 	}
 	if (hotplug_unplug(p->xs, &p->ch, UNPLUG_WAIT_MS, msg, sizeof(msg)) == XSR_FAILED)
