@@ -57,9 +57,9 @@ bench: all
 unit: $(B)/tests/test-units
 	$(B)/tests/test-units
 
-$(B)/tests/test-units: tests/test-units.c ring.c held.c xs.c ring.h held.h xs.h
+$(B)/tests/test-units: tests/test-units.c ring.c held.c xs.c log.c ring.h held.h xs.h log.h
 	@mkdir -p $(@D)
-	$(CC) $(WARN) $(CFLAGS) $(XEN_CFLAGS) $(LDFLAGS) -I. -o $@ tests/test-units.c ring.c held.c xs.c $(XEN_LIBS)
+	$(CC) $(WARN) $(CFLAGS) $(XEN_CFLAGS) $(LDFLAGS) -I. -o $@ tests/test-units.c ring.c held.c xs.c log.c $(XEN_LIBS)
 
 # LeakSanitizer's exit-time check and valgrind make system calls the seccomp
 # filter refuses: these runs pass --no-seccomp (the harness reads the

@@ -30,7 +30,7 @@ void ring_release(struct proxy *p)
 	p->event_port = -1;
 	p->storm_masked = false;
 	p->storm_events = 0;
-	plog(p, XTL_INFO, -1, "ring released");
+	plog_guest(p, XTL_INFO, -1, "ring released");
 }
 
 static void protocol_error(struct proxy *p, const char *what)
@@ -96,7 +96,7 @@ void ring_attach(struct proxy *p)
 		systemd_notify("READY=1\nSTATUS=connected");
 		p->ready_sent = true;
 	}
-	plog(p, XTL_INFO, -1, "connected: ring-ref %u, port %u (ours %d), %u bytes waiting",
+	plog_guest(p, XTL_INFO, -1, "connected: ring-ref %u, port %u (ours %d), %u bytes waiting",
 	     ri.ring_ref, ri.port, port, *p->out.prod - p->out.local);
 }
 

@@ -70,6 +70,32 @@ void plog(struct proxy *p, xentoollog_level level, int errnoval,
 	va_end(ap);
 }
 
+void plog_guest(struct proxy *p, xentoollog_level level, int errnoval,
+		const char *fmt, ...)
+{
+	struct timespec now;
+	unsigned long held_back;
+	bool throttling;
+	char msg[1024];
+	va_list ap;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (!log_budget_take(&p->guest_lines, &now, &held_back, &throttling)) {
+		if (throttling)
+			plog(p, XTL_WARN, -1, "the guest changes state faster than it is worth "
+			     "logging: at most one such line per %d s from now on, until it calms "
+			     "down, each counting the lines not logged", LOG_REFILL_MS / 1000);
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (held_back)
+		plog(p, level, errnoval, "%s (%lu similar lines not logged)", msg, held_back);
+	else
+		plog(p, level, errnoval, "%s", msg);
+}
+
 /* ---- options -------------------------------------------------------------- */
 
 static const char usage_text[] =
