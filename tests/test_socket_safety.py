@@ -22,6 +22,13 @@ needs_strace = pytest.mark.skipif(STRACE is None or bool(os.environ.get("XENCHAN
                                   reason="runs the proxy under strace")
 
 
+def under_strace(host, monkeypatch, options):
+    """The proxies this test starts run under strace OPTIONS."""
+    monkeypatch.setenv("XENCHAN_WRAPPER", "%s -f -qq %s" % (STRACE, options))
+    # LeakSanitizer cannot run under ptrace; the other runs check leaks.
+    monkeypatch.setitem(host.env, "ASAN_OPTIONS", "detect_leaks=0")
+
+
 def mkdir(host, name, mode, uid=0, gid=0):
     path = os.path.join(host.dir, name)
     os.mkdir(path)
@@ -67,8 +74,8 @@ def test_mode_comes_from_bind_not_a_chmod_of_the_path(host, monkeypatch):
     chmod or chown by path follows its bind."""
     d, n, g = setup_channel(host)
     trace = os.path.join(host.dir, "strace.out")
-    monkeypatch.setenv("XENCHAN_WRAPPER", "%s -f -qq -e trace=bind,chmod,fchmodat,chown,fchownat,"
-                       "lchown -e signal=none -o %s" % (STRACE, trace))
+    under_strace(host, monkeypatch, "-e trace=bind,chmod,fchmodat,chown,fchownat,lchown "
+                 "-e signal=none -o " + trace)
     sock = os.path.join(host.dir, "p.sock")
     p = host.proxy(str(d), str(n), "--listen", sock, "--mode", "0666",
                    preexec_fn=lambda: os.umask(0o077))
@@ -95,8 +102,8 @@ def test_symlink_swapped_in_after_bind_changes_nothing(host, monkeypatch):
     os.chmod(victim, 0o600)
     shared = mkdir(host, "shared", 0o1777)
     sock = os.path.join(shared, "agent.sock")
-    monkeypatch.setenv("XENCHAN_WRAPPER", "%s -f -qq -o /dev/null -e inject=chmod,fchmodat,"
-                       "chown,fchownat,lchown:delay_enter=3s" % STRACE)
+    under_strace(host, monkeypatch, "-o /dev/null -e inject=chmod,fchmodat,chown,fchownat,"
+                 "lchown:delay_enter=3s")
     p = host.proxy(str(d), str(n), "--listen", sock, "--mode", "0666", "-v", check_ready=False)
     simhost.wait_file(sock, 10, p.proc)
     link = os.path.join(shared, "swap")
