@@ -71,11 +71,12 @@ NAMED_USER_ACL = posix_acl((USER_OBJ, 7, ANY), (USER, 7, 12345), (GROUP_OBJ, 5, 
 @needs_strace
 def test_mode_comes_from_bind_not_a_chmod_of_the_path(host, monkeypatch):
     """Whatever the caller's umask, the socket has exactly --mode, and no
-    chmod or chown by path follows its bind."""
+    chmod or chown by path follows its bind.  The umask set around bind is
+    the process's: no thread other than the one binding exists yet."""
     d, n, g = setup_channel(host)
     trace = os.path.join(host.dir, "strace.out")
-    under_strace(host, monkeypatch, "-e trace=bind,chmod,fchmodat,chown,fchownat,lchown "
-                 "-e signal=none -o " + trace)
+    under_strace(host, monkeypatch, "-e trace=bind,chmod,fchmodat,chown,fchownat,lchown,"
+                 "clone,clone3 -e signal=none -o " + trace)
     sock = os.path.join(host.dir, "p.sock")
     p = host.proxy(str(d), str(n), "--listen", sock, "--mode", "0666",
                    preexec_fn=lambda: os.umask(0o077))
@@ -84,6 +85,8 @@ def test_mode_comes_from_bind_not_a_chmod_of_the_path(host, monkeypatch):
     assert p.wait(15) == 0
     calls = open(trace).read()
     assert re.search(r'bind\(\d+, \{sa_family=AF_UNIX, sun_path="%s"\}' % re.escape(sock), calls), calls
+    before_bind = calls[:calls.index(sock)]
+    assert not re.search(r"\bclone3?\(", before_bind), before_bind
     by_path = re.findall(r"\b(?:chmod|fchmodat|chown|fchownat|lchown)\((?:AT_FDCWD, )?\"%s\".*"
                          % re.escape(sock), calls)
     assert by_path == [], by_path
