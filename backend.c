@@ -61,7 +61,8 @@ static void drain_and_release(struct proxy *p)
 	pump_out(p);
 	n = ring_unconsumed(&p->in, iov, &cnt);
 	if (n > 0 && held_put(&p->in_saved, iov, cnt, n) == (size_t)n)
-		plog_guest(p, XTL_INFO, -1, "kept %zd bytes the guest had not read for its next ring", n);
+		plog_guest(p, XTL_INFO, -1, "kept %zd bytes the guest had not read for its next "
+			   "ring", n);
 	ring_release(p);
 }
 

@@ -97,7 +97,7 @@ void ring_attach(struct proxy *p)
 		p->ready_sent = true;
 	}
 	plog_guest(p, XTL_INFO, -1, "connected: ring-ref %u, port %u (ours %d), %u bytes waiting",
-	     ri.ring_ref, ri.port, port, *p->out.prod - p->out.local);
+		   ri.ring_ref, ri.port, port, *p->out.prod - p->out.local);
 }
 
 /* ---- relaying ---------------------------------------------------------------- */

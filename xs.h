@@ -121,8 +121,8 @@ bool xs_channel_is_ours(struct xs_handle *h, const struct xs_channel *ch);
 /* The serving proxy in the backend directory: its pid ("xenchan-pid") and
  * its start time ("xenchan-pid-start", clock ticks after boot, field 22 of
  * /proc/PID/stat; 0: not recorded), written in one transaction.  pid 0
- * removes both (XSR_GONE: the backend directory is gone already).  xs_server_pid returns 0 when no pid is recorded; start may
- * be NULL. */
+ * removes both (XSR_GONE: the backend directory is gone already).
+ * xs_server_pid returns 0 when no pid is recorded; start may be NULL. */
 enum xs_result xs_set_server_pid(struct xs_handle *h, const struct xs_channel *ch, long pid,
 				 unsigned long long start);
 long xs_server_pid(struct xs_handle *h, const struct xs_channel *ch, unsigned long long *start);
