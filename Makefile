@@ -19,7 +19,7 @@ XEN_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(XEN_PKGS) 2>/dev/null)
 XEN_LIBS   := $(shell $(PKG_CONFIG) --libs $(XEN_PKGS) 2>/dev/null)
 
 PROXY_SRCS = xenchan-proxy.c relay.c backend.c ring.c xs.c endpoint.c held.c hotplug.c sandbox.c \
-             systemd.c log.c
+             systemd.c log.c transcript.c
 PROXY_OBJS = $(PROXY_SRCS:%.c=$(B)/%.o)
 
 all: xenchan-proxy sim
@@ -57,9 +57,9 @@ bench: all
 unit: $(B)/tests/test-units
 	$(B)/tests/test-units
 
-$(B)/tests/test-units: tests/test-units.c ring.c held.c xs.c ring.h held.h xs.h
+$(B)/tests/test-units: tests/test-units.c ring.c held.c xs.c log.c ring.h held.h xs.h log.h
 	@mkdir -p $(@D)
-	$(CC) $(WARN) $(CFLAGS) $(XEN_CFLAGS) $(LDFLAGS) -I. -o $@ tests/test-units.c ring.c held.c xs.c $(XEN_LIBS)
+	$(CC) $(WARN) $(CFLAGS) $(XEN_CFLAGS) $(LDFLAGS) -I. -o $@ tests/test-units.c ring.c held.c xs.c log.c $(XEN_LIBS)
 
 # LeakSanitizer's exit-time check and valgrind make system calls the seccomp
 # filter refuses: these runs pass --no-seccomp (the harness reads the
@@ -75,7 +75,7 @@ VALGRIND = valgrind -q --error-exitcode=99 --leak-check=full --show-leak-kinds=d
 check-valgrind: all $(B)/tests/test-units
 	XENCHAN_NO_SECCOMP=1 XENCHAN_BUILD=$(CURDIR)/$(B) XENCHAN_WRAPPER="$(VALGRIND)" $(PYTHON) -m pytest -q -n 2 \
 	  tests/test_proxy.py tests/test_hotplug.py tests/test_restore.py tests/test_faults.py \
-	  tests/test_dm.py $(PYTEST_ARGS)
+	  tests/test_dm.py tests/test_transcript.py tests/test_socket_safety.py $(PYTEST_ARGS)
 
 # Every test there is, as .ci/run runs it: the default tests, the same under
 # AddressSanitizer and UndefinedBehaviorSanitizer, the proxy under valgrind,

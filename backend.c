@@ -33,7 +33,7 @@ static void set_backend_state(struct proxy *p, enum xb_state s)
 	enum xs_result r = xs_set_backend_state(p->xs, &p->ch, s);
 
 	if (r == XSR_OK)
-		plog(p, XTL_INFO, -1, "backend state %s", xb_state_name(s));
+		plog_guest(p, XTL_INFO, -1, "backend state %s", xb_state_name(s));
 	else if (r != XSR_GONE)
 		plog(p, XTL_ERROR, errno, "xs_write %s/state", p->ch.be);
 }
@@ -61,7 +61,8 @@ static void drain_and_release(struct proxy *p)
 	pump_out(p);
 	n = ring_unconsumed(&p->in, iov, &cnt);
 	if (n > 0 && held_put(&p->in_saved, iov, cnt, n) == (size_t)n)
-		plog(p, XTL_INFO, -1, "kept %zd bytes the guest had not read for its next ring", n);
+		plog_guest(p, XTL_INFO, -1, "kept %zd bytes the guest had not read for its next "
+			   "ring", n);
 	ring_release(p);
 }
 
@@ -133,7 +134,7 @@ void follow_states(struct proxy *p)
 	fs = xs_frontend_state(p->xs, &p->ch, &fe_present);
 	if (!fe_present) {
 		if (p->page != NULL)
-			plog(p, XTL_WARN, -1, "frontend directory vanished: not serving it");
+			plog_guest(p, XTL_WARN, -1, "frontend directory vanished: not serving it");
 		drain_and_release(p);
 		p->phase = PH_WAITING;
 		return;

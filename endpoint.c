@@ -4,6 +4,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <linux/sockios.h>
 #include <poll.h>
 #include <stdarg.h>
@@ -14,6 +15,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/xattr.h>
 #include <sysexits.h>
 #include <termios.h>
 #include <unistd.h>
@@ -46,6 +48,8 @@ void endpoint_init(struct endpoint *ep, enum endpoint_kind kind, const char *pat
 	ep->kind = kind;
 	ep->path = path;
 	ep->mode = mode;
+	ep->user_uid = (uid_t)-1;
+	ep->user_gid = (gid_t)-1;
 	ep->listen_fd = ep->rfd = ep->wfd = ep->pty_slave_fd = -1;
 }
 
@@ -61,10 +65,79 @@ static bool set_unix_addr(struct sockaddr_un *sa, const char *path)
 	return true;
 }
 
-/* Is something accepting connections on path?  Decides stale vs live. */
+/*
+ * The directory that holds a socket or pty link we make must be one no
+ * other user can change: whoever can rename entries in it can swap our
+ * socket for theirs (clients then talk to them) or a link for a file.
+ * Trusted: root, the user we run as, and --user.  Its owner must be one of
+ * them (an owner can always make it writable); group write is fine for a
+ * trusted group (root's, ours, --user's) without an ACL naming others;
+ * anything else writable by others needs the sticky bit, which keeps each
+ * user to their own entries (as /tmp).
+ */
+static bool uid_trusted(const struct endpoint *ep, uid_t uid)
+{
+	return uid == 0 || uid == geteuid() || uid == ep->user_uid;
+}
+
+static bool gid_trusted(const struct endpoint *ep, gid_t gid)
+{
+	return gid == 0 || gid == getegid() || gid == ep->user_gid;
+}
+
+/* An access ACL may give write to users the mode bits do not show. */
+static bool has_acl(int fd, const char *path)
+{
+	ssize_t n = fd >= 0 ? fgetxattr(fd, "system.posix_acl_access", NULL, 0)
+		: lgetxattr(path, "system.posix_acl_access", NULL, 0);
+
+	return n > 0;
+}
+
+static int check_dir(struct endpoint *ep)
+{
+	char dir[PATH_MAX];
+	const char *slash = strrchr(ep->path, '/');
+	size_t len = slash == NULL ? 0 : slash == ep->path ? 1 : (size_t)(slash - ep->path);
+	const char *why = NULL;
+	struct stat st;
+	int fd;
+
+	if (len >= sizeof(dir)) {
+		errno = ENAMETOOLONG;
+		return fail(ep, EX_USAGE, "%.64s...", ep->path);
+	}
+	memcpy(dir, len ? ep->path : ".", len ? len : 1);
+	dir[len ? len : 1] = '\0';
+	fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0 || fstat(fd, &st) < 0) {
+		if (fd >= 0)
+			close(fd);
+		return fail(ep, EX_CANTCREAT, "directory %.200s", dir);
+	}
+	if (!uid_trusted(ep, st.st_uid))
+		why = "owned by another user";
+	else if (!(st.st_mode & S_ISVTX) && (st.st_mode & S_IWOTH))
+		why = "writable by every user and not sticky";
+	else if (!(st.st_mode & S_ISVTX) && (st.st_mode & S_IWGRP) && !gid_trusted(ep, st.st_gid))
+		why = "writable by its group and not sticky";
+	else if (!(st.st_mode & S_ISVTX) && (st.st_mode & S_IWGRP) && has_acl(fd, NULL))
+		why = "group-writable with an ACL, and not sticky";
+	close(fd);
+	if (why == NULL)
+		return 0;
+	snprintf(ep->err, sizeof(ep->err), "directory %.200s: %s (uid %u, gid %u, mode %04o): another "
+		 "user could swap what we make there; use one only root, this process's user "
+		 "and --user can write, or a sticky one", dir, why, (unsigned)st.st_uid,
+		 (unsigned)st.st_gid, (unsigned)(st.st_mode & 07777));
+	return EX_CANTCREAT;
+}
+
+/* Is something listening on path?  Decides stale vs live.  Non-blocking: a
+ * listener whose queue is full (EAGAIN) is live, and must not hold us. */
 static bool socket_is_live(const struct sockaddr_un *sa)
 {
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	bool live;
 
 	if (fd < 0)
@@ -75,6 +148,11 @@ static bool socket_is_live(const struct sockaddr_un *sa)
 	return live;
 }
 
+/* The socket's mode comes from the umask at bind(2), not from a chmod(2)
+ * of its path afterwards, which follows whatever stands at the path by
+ * then.  The umask is per process: nothing else runs here that creates
+ * files (the endpoint is opened before the first xs_watch starts
+ * libxenstore's reader thread, which creates none anyway). */
 static int bind_listener(struct endpoint *ep, int fd, const struct sockaddr_un *sa)
 {
 	mode_t old = umask(0777 & ~ep->mode);
@@ -84,42 +162,83 @@ static int bind_listener(struct endpoint *ep, int fd, const struct sockaddr_un *
 	return r;
 }
 
+/* What bind made is a socket of ours with exactly --mode and no ACL (a
+ * default ACL on the directory overrides the umask); a wrong one is removed,
+ * anything else left alone. */
+static int check_bound(struct endpoint *ep)
+{
+	struct stat st;
+
+	if (lstat(ep->path, &st) < 0)
+		return fail(ep, EX_CANTCREAT, "lstat %s", ep->path);
+	if (!S_ISSOCK(st.st_mode) || st.st_uid != geteuid()) {
+		snprintf(ep->err, sizeof(ep->err), "bind %s: something else stands there now "
+			 "(uid %u, mode %06o)", ep->path, (unsigned)st.st_uid, (unsigned)st.st_mode);
+		return EX_CANTCREAT;
+	}
+	if ((st.st_mode & 07777) == ep->mode && !has_acl(-1, ep->path))
+		return 0;
+	snprintf(ep->err, sizeof(ep->err), "bind %s: the socket has mode %04o%s, not %04o: "
+		 "a default ACL on its directory?", ep->path, (unsigned)(st.st_mode & 07777),
+		 has_acl(-1, ep->path) ? " and an ACL" : "", (unsigned)ep->mode);
+	unlink(ep->path);   /* ours, and wrong */
+	return EX_CANTCREAT;
+}
+
+/* bind said EADDRINUSE: replace only a stale socket file, never a live one,
+ * never a file that is not a socket, and never something swapped in while
+ * we looked (the directory rule leaves that only to trusted users). */
+static int replace_stale(struct endpoint *ep, int fd, const struct sockaddr_un *sa)
+{
+	struct stat before, after;
+
+	if (lstat(ep->path, &before) < 0) {
+		if (errno != ENOENT)
+			return fail(ep, EX_CANTCREAT, "lstat %s", ep->path);
+	} else if (!S_ISSOCK(before.st_mode)) {
+		errno = EEXIST;
+		return fail(ep, EX_CANTCREAT, "bind %s: not a socket", ep->path);
+	} else if (socket_is_live(sa)) {
+		errno = EADDRINUSE;
+		return fail(ep, EX_CANTCREAT, "bind %s: a live socket is listening there", ep->path);
+	} else if (lstat(ep->path, &after) == 0 && (after.st_dev != before.st_dev
+						    || after.st_ino != before.st_ino)) {
+		errno = EEXIST;
+		return fail(ep, EX_CANTCREAT, "bind %s: replaced while we looked", ep->path);
+	} else {
+		unlink(ep->path);
+	}
+	if (bind_listener(ep, fd, sa) < 0)
+		return fail(ep, EX_CANTCREAT, "bind %s", ep->path);
+	return 0;
+}
+
 static int open_listener(struct endpoint *ep)
 {
 	struct sockaddr_un sa;
-	struct stat st;
-	int fd;
+	int fd, r;
 
 	if (!set_unix_addr(&sa, ep->path))
 		return fail(ep, EX_USAGE, "socket path %s", ep->path);
+	if ((r = check_dir(ep)) != 0)
+		return r;
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
 	if (fd < 0)
 		return fail(ep, EX_OSERR, "socket");
 	if (bind_listener(ep, fd, &sa) < 0) {
-		if (errno != EADDRINUSE) {
+		r = errno == EADDRINUSE ? replace_stale(ep, fd, &sa)
+			: fail(ep, EX_CANTCREAT, "bind %s", ep->path);
+		if (r != 0) {
 			close(fd);
-			return fail(ep, EX_CANTCREAT, "bind %s", ep->path);
-		}
-		/* Replace only a stale socket file: never a live one, never a
-		 * file that is not a socket. */
-		if (lstat(ep->path, &st) == 0 && !S_ISSOCK(st.st_mode)) {
-			errno = EEXIST;
-			close(fd);
-			return fail(ep, EX_CANTCREAT, "bind %s: not a socket", ep->path);
-		}
-		if (socket_is_live(&sa)) {
-			errno = EADDRINUSE;
-			close(fd);
-			return fail(ep, EX_CANTCREAT, "bind %s: a live socket is listening there", ep->path);
-		}
-		unlink(ep->path);
-		if (bind_listener(ep, fd, &sa) < 0) {
-			close(fd);
-			return fail(ep, EX_CANTCREAT, "bind %s", ep->path);
+			return r;
 		}
 	}
+	if ((r = check_bound(ep)) != 0) {
+		close(fd);
+		return r;
+	}
 	ep->created_path = true;
-	if (chmod(ep->path, ep->mode) < 0 || listen(fd, 16) < 0) {
+	if (listen(fd, 16) < 0) {
 		close(fd);
 		return fail(ep, EX_CANTCREAT, "listen %s", ep->path);
 	}
@@ -154,6 +273,12 @@ static int open_pty(struct endpoint *ep)
 	}
 	if (ep->path != NULL) {
 		struct stat st;
+		int r = check_dir(ep);
+
+		if (r != 0) {
+			close(master);
+			return r;
+		}
 		if (lstat(ep->path, &st) == 0 && S_ISLNK(st.st_mode))
 			unlink(ep->path);
 		if (symlink(ep->pty_name, ep->path) < 0) {

@@ -16,6 +16,8 @@ struct endpoint {
 	enum endpoint_kind kind;
 	const char *path;        /* socket path, or the pty's symlink (may be NULL) */
 	mode_t mode;             /* permissions of a socket we create */
+	uid_t user_uid;          /* --user: trusted with the socket's directory; -1: none */
+	gid_t user_gid;
 	bool inherited;          /* listening fd passed by systemd: never unlink it */
 	bool created_path;       /* we made path: remove it on exit */
 	int listen_fd;           /* EP_LISTEN */
@@ -25,12 +27,15 @@ struct endpoint {
 	char pty_name[64];
 	int retry_ms;            /* EP_CONNECT: next retry delay, 0 = at once */
 	size_t sndbuf;           /* socket clients: the kernel's send buffer bound */
-	char err[320];           /* why the last call failed: syscall, path, errno */
+	char err[512];           /* why the last call failed: syscall, path, errno */
 	char inherited_path[108];  /* where an inherited listener is bound */
 };
 
 void endpoint_init(struct endpoint *ep, enum endpoint_kind kind, const char *path, mode_t mode);
-/* Create what the kind needs (socket, pty).  Returns 0 or a sysexits code. */
+/* Create what the kind needs (socket, pty).  Returns 0 or a sysexits code.
+ * A socket or pty link is made only in a directory no other user can change
+ * (see endpoint.c, dir_is_safe), and a socket gets its mode at bind, never
+ * by a later call through its path. */
 int endpoint_open(struct endpoint *ep);
 /* Use an already listening socket (socket activation). */
 void endpoint_adopt_listener(struct endpoint *ep, int fd);

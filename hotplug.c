@@ -2,14 +2,17 @@
  * hotplug.c - channels created on a running domain, and --list / --remove.
  *
  * A created channel lives as long as the proxy that created it.  Who serves a
- * channel is recorded in its backend directory ("xenchan-pid", owned by the
- * backend domain, so a guest cannot forge it); a channel whose recorded pid is
- * not a live xenchan-proxy on this host is stale, and may be taken over.
+ * channel is recorded in its backend directory (owned by the backend domain,
+ * so a guest cannot forge it): its pid and its start time.  A pid alone is
+ * reused by any process after its proxy dies; the pair names one process
+ * since boot.  A channel whose record names no live process is stale, and
+ * may be taken over; only a process that matches its record is signalled.
  */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sysexits.h>
 #include <unistd.h>
@@ -17,30 +20,73 @@
 
 #define REMOVE_WAIT_MS (UNPLUG_WAIT_MS + 5000)
 
-bool hotplug_pid_alive(long pid)
+/* /proc/PID/FILE into buf, NUL-terminated; its length, or -1. */
+static ssize_t read_proc(long pid, const char *file, char *buf, size_t cap)
 {
-	char path[64], cmd[4096];
+	char path[64];
 	ssize_t n;
 	int fd;
 
-	if (pid <= 0 || (kill(pid, 0) < 0 && errno != EPERM))
-		return false;
-	/* Any process may reuse a dead proxy's pid: check it is ours.  The
-	 * command line (argv joined by NULs) names the program, even under a
-	 * wrapper such as valgrind. */
-	snprintf(path, sizeof(path), "/proc/%ld/cmdline", pid);
+	snprintf(path, sizeof(path), "/proc/%ld/%s", pid, file);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
-		return false;
-	n = read(fd, cmd, sizeof(cmd) - 1);
+		return -1;
+	n = read(fd, buf, cap - 1);
 	close(fd);
 	if (n <= 0)
+		return -1;
+	buf[n] = '\0';
+	return n;
+}
+
+/* Field 22 of /proc/PID/stat: when the process started, in clock ticks
+ * after boot.  The command name before it is in parentheses and may hold
+ * spaces and parentheses itself: count fields after the last ')'. */
+static bool start_time(long pid, unsigned long long *start)
+{
+	char buf[1024], *p, *end;
+
+	if (read_proc(pid, "stat", buf, sizeof(buf)) < 0)
 		return false;
-	for (ssize_t i = 0; i < n; i++)
+	p = strrchr(buf, ')');
+	for (int field = 2; p != NULL && field < 22; field++)
+		p = strchr(p + 1, ' ');
+	if (p == NULL)
+		return false;
+	errno = 0;
+	*start = strtoull(p + 1, &end, 10);
+	return errno == 0 && end != p + 1 && (*end == ' ' || *end == '\0');
+}
+
+unsigned long long hotplug_own_start(void)
+{
+	unsigned long long start;
+
+	return start_time(getpid(), &start) ? start : 0;
+}
+
+/* A record without a start time (written by an older proxy): the best we
+ * can say is whether the pid's command line names the program. */
+static bool names_proxy(long pid)
+{
+	char cmd[4096];
+	ssize_t n = read_proc(pid, "cmdline", cmd, sizeof(cmd));
+
+	for (ssize_t i = 0; i < n; i++)   /* argv joined by NULs */
 		if (cmd[i] == '\0')
 			cmd[i] = ' ';
-	cmd[n] = '\0';
-	return strstr(cmd, "xenchan-proxy") != NULL;
+	return n > 0 && strstr(cmd, "xenchan-proxy") != NULL;
+}
+
+enum hotplug_server hotplug_server(long pid, unsigned long long start)
+{
+	unsigned long long now;
+
+	if (pid <= 0)
+		return SERVER_GONE;
+	if (start == 0)
+		return names_proxy(pid) ? SERVER_UNVERIFIED : SERVER_GONE;
+	return start_time(pid, &now) && now == start ? SERVER_ALIVE : SERVER_GONE;
 }
 
 enum xs_result hotplug_unplug(struct xs_handle *h, const struct xs_channel *ch,
@@ -82,11 +128,16 @@ int hotplug_list(struct xs_handle *h, const struct xs_channel *dom, FILE *out)
 	for (int i = 0; i < n; i++) {
 		char server[32];
 
+		static const char *const mark[] = {
+			[SERVER_GONE] = " (stale)", [SERVER_ALIVE] = "",
+			[SERVER_UNVERIFIED] = " (unverified)",
+		};
+
 		if (ci[i].pid == 0)
 			snprintf(server, sizeof(server), "-");
 		else
 			snprintf(server, sizeof(server), "%ld%s", ci[i].pid,
-				 hotplug_pid_alive(ci[i].pid) ? "" : " (stale)");
+				 mark[hotplug_server(ci[i].pid, ci[i].pid_start)]);
 		fprintf(out, "%-5u %-32s %-13s %-13s %-10s %-8s %-13s %s\n", ci[i].devid,
 			ci[i].name[0] ? ci[i].name : "-", xb_state_name(ci[i].fs),
 			ci[i].backend_present ? xb_state_name(ci[i].bs) : "(none)",
@@ -99,14 +150,18 @@ int hotplug_list(struct xs_handle *h, const struct xs_channel *dom, FILE *out)
 
 int hotplug_remove(struct xs_handle *h, const struct xs_channel *ch, char *msg, size_t msglen)
 {
-	long pid = xs_server_pid(h, ch);
+	unsigned long long start;
+	long pid = xs_server_pid(h, ch, &start);
 
 	if (!xs_channel_is_ours(h, ch)) {
 		snprintf(msg, msglen, "%s was not created by xenchan-proxy: remove it "
 			 "with the toolstack", ch->fe);
 		return EX_DATAERR;
 	}
-	if (hotplug_pid_alive(pid)) {
+	/* Only the very process recorded is signalled; any other (a record
+	 * without a start time included) is left alone, and the channel is
+	 * unplugged here: a proxy still serving it sees it removed and ends. */
+	if (hotplug_server(pid, start) == SERVER_ALIVE) {
 		/* Its proxy unplugs it on SIGTERM; wait for the nodes to go. */
 		if (kill(pid, SIGTERM) < 0) {
 			snprintf(msg, msglen, "kill %ld: %s", pid, strerror(errno));

@@ -10,8 +10,17 @@
 
 #define UNPLUG_WAIT_MS 5000   /* as long as Linux waits for a backend */
 
-/* Is pid a live xenchan-proxy on this host? */
-bool hotplug_pid_alive(long pid);
+/* The process a channel's record names (xs_server_pid), checked against
+ * pid reuse. */
+enum hotplug_server {
+	SERVER_GONE,         /* none recorded, or no such process any more */
+	SERVER_ALIVE,        /* the pid runs, started at the recorded time */
+	SERVER_UNVERIFIED,   /* no start time recorded (an older proxy) and the
+			      * pid's command line names xenchan-proxy */
+};
+enum hotplug_server hotplug_server(long pid, unsigned long long start);
+/* This process's start time, to record beside its pid (0 if unknown). */
+unsigned long long hotplug_own_start(void);
 /* Unplug: backend Closing, wait (bounded) for the frontend to close, then
  * remove the frontend, backend and /libxl copy.  msg says how it went. */
 enum xs_result hotplug_unplug(struct xs_handle *h, const struct xs_channel *ch,

@@ -14,3 +14,53 @@ void log_vline(xentoollog_logger *logger, xentoollog_level level, int errnoval,
 	xtl_log(logger, level, errnoval, program, "%s%s%s", prefix,
 		prefix[0] ? ": " : "", msg);
 }
+
+static long long ms_between(const struct timespec *a, const struct timespec *b)
+{
+	return (b->tv_sec - a->tv_sec) * 1000LL + (b->tv_nsec - a->tv_nsec) / 1000000;
+}
+
+/* Credit the lines earned since b->refilled; a full budget earns nothing
+ * more (idle time is not saved up beyond LOG_BURST). */
+static void refill(struct log_budget *b, const struct timespec *now)
+{
+	long long lines = ms_between(&b->refilled, now) / LOG_REFILL_MS;
+	long long ms = lines * LOG_REFILL_MS;
+
+	if (b->tokens == LOG_BURST || b->tokens + lines >= LOG_BURST) {
+		b->tokens = LOG_BURST;
+		b->refilled = *now;
+		b->throttled = false;   /* it behaved long enough: a new episode */
+		return;
+	}
+	b->tokens += lines;
+	b->refilled.tv_sec += ms / 1000;
+	b->refilled.tv_nsec += (ms % 1000) * 1000000;
+	if (b->refilled.tv_nsec >= 1000000000) {
+		b->refilled.tv_sec++;
+		b->refilled.tv_nsec -= 1000000000;
+	}
+}
+
+bool log_budget_take(struct log_budget *b, const struct timespec *now,
+		     unsigned long *held_back, bool *throttling)
+{
+	if (!b->started) {
+		b->started = true;
+		b->tokens = LOG_BURST;
+		b->refilled = *now;
+	}
+	refill(b, now);
+	*held_back = 0;
+	*throttling = false;
+	if (b->tokens == 0) {
+		b->held_back++;
+		*throttling = !b->throttled;
+		b->throttled = true;
+		return false;
+	}
+	b->tokens--;
+	*held_back = b->held_back;
+	b->held_back = 0;
+	return true;
+}

@@ -6,6 +6,8 @@
 #define XENCHAN_LOG_H
 
 #include <stdarg.h>
+#include <stdbool.h>
+#include <time.h>
 #include <xentoollog.h>
 
 /* Log fmt/ap as PROGRAM's line, after "PREFIX: " unless prefix is empty.
@@ -13,5 +15,30 @@
 void log_vline(xentoollog_logger *logger, xentoollog_level level, int errnoval,
 	       const char *program, const char *prefix, const char *fmt, va_list ap)
 	__attribute__((format(printf, 6, 0)));
+
+/*
+ * A budget of log lines for what another party (a guest) can cause as often
+ * as it likes: LOG_BURST lines at once, then one more every LOG_REFILL_MS.
+ * The lines over budget are counted, and the next line logged says how
+ * many.  No timer: the budget is refilled when a line is due.  Zeroed, it
+ * is full.
+ */
+#define LOG_BURST      32
+#define LOG_REFILL_MS  10000
+
+struct log_budget {
+	bool started;
+	unsigned tokens;            /* lines that may be logged now */
+	struct timespec refilled;   /* lines are earned from here on */
+	unsigned long held_back;    /* lines not logged since the last one that was */
+	bool throttled;             /* lines were held back since it was last full */
+};
+
+/* May a line be logged at now (CLOCK_MONOTONIC)?  If so, *held_back is how
+ * many were not logged before it (and is reset).  *throttling is true for
+ * the first line refused since the budget was last full: the one moment to
+ * say that lines are being held back. */
+bool log_budget_take(struct log_budget *b, const struct timespec *now,
+		     unsigned long *held_back, bool *throttling);
 
 #endif

@@ -20,7 +20,9 @@
 
 #include "endpoint.h"
 #include "held.h"
+#include "log.h"
 #include "ring.h"
+#include "transcript.h"
 #include "xs.h"
 
 enum mode { MODE_SERVE, MODE_CREATE, MODE_REMOVE, MODE_LIST };
@@ -34,6 +36,7 @@ struct options {
 	mode_t mode;
 	unsigned backend_domid;
 	const char *transcript;
+	unsigned long transcript_max;    /* bytes; 0: no bound */
 	unsigned long buffer;
 	bool buffer_set;
 	bool overflow_keep;
@@ -82,13 +85,14 @@ struct proxy {
 	bool out_waiting;                /* out[] bytes the client could not take yet */
 	int sigfd;
 	int xs_fd;                       /* xs_fileno, taken once: it locks */
-	int transcript_fd;
+	struct transcript tr;
 	int notify_fd;                   /* connected to $NOTIFY_SOCKET, or -1 */
 	unsigned long long out_total;    /* bytes taken from out[] since start */
 	unsigned long long in_total;     /* bytes put into in[] since start */
 	unsigned long long discarded;
 	struct repeat rep_discard, rep_refuse, rep_keep, rep_storm, rep_retry;
 	struct repeat rep_transcript, rep_connect;   /* a client's faults, not the guest's */
+	struct log_budget guest_lines;   /* plog_guest: what a guest's state changes log */
 	char toolstack_path[XS_PATH_MAX];  /* the endpoint the backend nodes name */
 	int event_port;                  /* delivered and still masked, or -1 */
 	struct timespec storm_start;     /* the current storm window */
@@ -114,5 +118,11 @@ void proxy_free(struct proxy *p);
  * with errnoval's text unless it is -1. */
 void plog(struct proxy *p, xentoollog_level level, int errnoval,
 	  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+/* A line the guest causes each time it changes state (connected, released,
+ * backend state...), which it may do thousands of times a second: within
+ * p->guest_lines' budget (log.h) at every verbosity.  Repeated refusals use
+ * repeat_log instead: 1st, 2nd, 4th... */
+void plog_guest(struct proxy *p, xentoollog_level level, int errnoval,
+		const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 #endif

@@ -1,9 +1,8 @@
 /*
  * relay.c - the ring of one channel and the bytes through it (see relay.h):
- * the transcript, mapping and releasing the ring, and the two pumps.
+ * mapping and releasing the ring, and the two pumps.
  */
 #include <errno.h>
-#include <fcntl.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -19,46 +18,6 @@
 #define RETRY_FIRST_MS    50
 #define RETRY_MAX_MS      5000
 
-/* ---- transcript ------------------------------------------------------------ */
-
-void transcript_open(struct proxy *p)
-{
-	if (p->opt.transcript == NULL)
-		return;
-	if (p->transcript_fd >= 0)
-		close(p->transcript_fd);
-	p->transcript_fd = open(p->opt.transcript, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
-	if (p->transcript_fd < 0)
-		plog(p, XTL_ERROR, errno, "open %s", p->opt.transcript);
-}
-
-/* One record: "@SECONDS.MICROS DIR LEN\n" then LEN raw bytes and "\n". */
-static void transcript_add(struct proxy *p, const char *dir,
-			   const struct iovec *iov, int iovcnt, size_t n)
-{
-	struct iovec rec[4];
-	struct timespec ts;
-	char head[64];
-	int k = 0;
-
-	if (p->transcript_fd < 0 || n == 0)
-		return;
-	clock_gettime(CLOCK_REALTIME, &ts);
-	rec[k].iov_base = head;
-	rec[k++].iov_len = snprintf(head, sizeof(head), "@%lld.%06ld %s %zu\n",
-				    (long long)ts.tv_sec, ts.tv_nsec / 1000, dir, n);
-	for (int i = 0; i < iovcnt && n > 0; i++) {
-		rec[k] = iov[i];
-		if (rec[k].iov_len > n)
-			rec[k].iov_len = n;
-		n -= rec[k++].iov_len;
-	}
-	rec[k].iov_base = "\n";
-	rec[k++].iov_len = 1;
-	if (writev(p->transcript_fd, rec, k) < 0 && repeat_log(&p->rep_transcript))
-		plog(p, XTL_WARN, errno, "write %s", p->opt.transcript);
-}
-
 /* ---- the ring ---------------------------------------------------------------- */
 
 void ring_release(struct proxy *p)
@@ -71,7 +30,7 @@ void ring_release(struct proxy *p)
 	p->event_port = -1;
 	p->storm_masked = false;
 	p->storm_events = 0;
-	plog(p, XTL_INFO, -1, "ring released");
+	plog_guest(p, XTL_INFO, -1, "ring released");
 }
 
 static void protocol_error(struct proxy *p, const char *what)
@@ -137,8 +96,8 @@ void ring_attach(struct proxy *p)
 		systemd_notify(p->notify_fd, "READY=1\nSTATUS=connected");
 		p->ready_sent = true;
 	}
-	plog(p, XTL_INFO, -1, "connected: ring-ref %u, port %u (ours %d), %u bytes waiting",
-	     ri.ring_ref, ri.port, port, *p->out.prod - p->out.local);
+	plog_guest(p, XTL_INFO, -1, "connected: ring-ref %u, port %u (ours %d), %u bytes waiting",
+		   ri.ring_ref, ri.port, port, *p->out.prod - p->out.local);
 }
 
 /* ---- relaying ---------------------------------------------------------------- */
@@ -269,6 +228,29 @@ void flush_held(struct proxy *p)
 	}
 }
 
+/* With a transcript, the bytes relayed and the bytes recorded are one copy
+ * of the ring's: the guest may rewrite out[] or in[] between two reads. */
+static void take_copy(struct iovec *iov, int *cnt, char *copy, size_t n)
+{
+	ring_iov_copy_out(iov, *cnt, copy, n);
+	iov[0] = (struct iovec){ copy, n };
+	*cnt = 1;
+}
+
+/* Client to in[] through a copy, which the transcript records. */
+static ssize_t read_recorded(struct proxy *p, const struct iovec *iov, int cnt, size_t room)
+{
+	char copy[sizeof(((struct xencons_interface *)0)->in)];
+	struct iovec one = { copy, room < sizeof(copy) ? room : sizeof(copy) };
+	ssize_t r = readv(p->ep.rfd, &one, 1);
+
+	if (r > 0) {
+		transcript_add(p, "in", &one, 1, r);
+		ring_iov_copy_in(iov, cnt, copy, r);
+	}
+	return r;
+}
+
 static void discard(struct proxy *p, size_t n, unsigned long long offset)
 {
 	p->discarded += n;
@@ -287,9 +269,10 @@ void pump_out(struct proxy *p)
 {
 	struct iovec iov[2], rest[2];
 	ssize_t avail, w;
-	size_t taken = 0;
+	size_t taken = 0, dropped = 0;
 	int cnt, rcnt;
 	bool may_hold = !p->stop && !p->draining;
+	char copy[sizeof(((struct xencons_interface *)0)->out)];
 
 	p->out_waiting = false;
 	if (p->page == NULL || (p->phase != PH_CONNECTED && p->phase != PH_CLOSING))
@@ -300,6 +283,8 @@ void pump_out(struct proxy *p)
 			protocol_error(p, "out_prod runs more than out[] ahead of out_cons");
 		return;
 	}
+	if (transcript_on(p))
+		take_copy(iov, &cnt, copy, avail);
 	if (p->held.len == 0 && client_writable(p)) {
 		/* out[] holds 2 KiB: one kernel buffer (see cap_client_write). */
 		w = writev(p->ep.wfd, iov, cnt);
@@ -317,7 +302,8 @@ void pump_out(struct proxy *p)
 		taken += held_put(&p->held, rest, rcnt, avail - taken);
 	}
 	if (taken < (size_t)avail && may_hold && !p->opt.overflow_keep) {
-		discard(p, avail - taken, p->out_total + taken);
+		dropped = avail - taken;
+		discard(p, dropped, p->out_total + taken);
 		taken = avail;
 	} else if (taken < (size_t)avail && may_hold && repeat_log(&p->rep_keep)) {
 		plog(p, XTL_WARN, -1, "buffer of %zu bytes full: the guest waits (overflow keep)",
@@ -328,7 +314,10 @@ void pump_out(struct proxy *p)
 	p->out_waiting = taken < (size_t)avail && client_writable(p);
 	if (taken == 0)
 		return;
-	transcript_add(p, "out", iov, cnt, taken);
+	transcript_add(p, "out", iov, cnt, taken - dropped);
+	if (dropped)
+		transcript_mark(p, "discarded %zu guest bytes at stream offset %llu", dropped,
+				p->out_total + taken - dropped);
 	ring_consume(&p->out, taken);
 	p->out_total += taken;
 	p->notify_due = true;
@@ -374,9 +363,8 @@ void pump_in(struct proxy *p)
 	}
 	if (!endpoint_has_client(&p->ep) || p->ep.read_eof)
 		return;
-	r = readv(p->ep.rfd, iov, cnt);
+	r = transcript_on(p) ? read_recorded(p, iov, cnt, room) : readv(p->ep.rfd, iov, cnt);
 	if (r > 0) {
-		transcript_add(p, "in", iov, cnt, r);
 		ring_produce(&p->in, r);
 		p->in_total += r;
 		p->notify_due = true;

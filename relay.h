@@ -1,8 +1,8 @@
 /*
  * relay.h - serving one channel's ring: map it and let go of it, move bytes
- * between it and the client (straight, or through what is held), and record
- * them in the transcript.  Knows nothing of the xenbus states: backend.c
- * decides when to attach and release.
+ * between it and the client (straight, or through what is held), and hand
+ * the transcript what was relayed.  Knows nothing of the xenbus states:
+ * backend.c decides when to attach and release.
  */
 #ifndef XENCHAN_RELAY_H
 #define XENCHAN_RELAY_H
@@ -10,9 +10,6 @@
 #include <stdbool.h>
 
 #include "proxy.h"
-
-/* Open --transcript for appending, or reopen it (SIGHUP, after rotation). */
-void transcript_open(struct proxy *p);
 
 /* The frontend offers its ring: map it, bind its port, write Connected
  * (retried with backoff if that write fails).  On failure, no ring. */

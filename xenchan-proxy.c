@@ -15,6 +15,7 @@
 #include <getopt.h>
 #include <malloc.h>
 #include <poll.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -69,6 +70,32 @@ void plog(struct proxy *p, xentoollog_level level, int errnoval,
 	va_end(ap);
 }
 
+void plog_guest(struct proxy *p, xentoollog_level level, int errnoval,
+		const char *fmt, ...)
+{
+	struct timespec now;
+	unsigned long held_back;
+	bool throttling;
+	char msg[1024];
+	va_list ap;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (!log_budget_take(&p->guest_lines, &now, &held_back, &throttling)) {
+		if (throttling)
+			plog(p, XTL_WARN, -1, "the guest changes state faster than it is worth "
+			     "logging: at most one such line per %d s from now on, until it calms "
+			     "down, each counting the lines not logged", LOG_REFILL_MS / 1000);
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (held_back)
+		plog(p, level, errnoval, "%s (%lu similar lines not logged)", msg, held_back);
+	else
+		plog(p, level, errnoval, "%s", msg);
+}
+
 /* ---- options -------------------------------------------------------------- */
 
 static const char usage_text[] =
@@ -86,6 +113,7 @@ static const char usage_text[] =
 "  -m, --mode MODE        permissions of a created socket (default 0600)\n"
 "  -b, --backend-domid N  the backend domain (default 0)\n"
 "  -t, --transcript FILE  append both directions to FILE, with marks\n"
+"      --transcript-max SIZE  stop recording at SIZE bytes (default 64M; 0: no bound)\n"
 "      --buffer SIZE      bytes held for an absent or slow client\n"
 "                         (default: the frontend's \"limit\" node)\n"
 "      --overflow-data discard|keep  beyond that bound (default discard)\n"
@@ -168,7 +196,7 @@ static int parse_operands(struct options *o, int n, char **arg)
 }
 
 enum { OPT_BUFFER = 256, OPT_OVERFLOW, OPT_CREATE, OPT_DEVID, OPT_REMOVE, OPT_LIST,
-       OPT_NO_SECCOMP };
+       OPT_NO_SECCOMP, OPT_TRANSCRIPT_MAX };
 static const struct option longopts[] = {
 	{ "listen", required_argument, NULL, 'l' },
 	{ "connect", required_argument, NULL, 'c' },
@@ -177,6 +205,7 @@ static const struct option longopts[] = {
 	{ "mode", required_argument, NULL, 'm' },
 	{ "backend-domid", required_argument, NULL, 'b' },
 	{ "transcript", required_argument, NULL, 't' },
+	{ "transcript-max", required_argument, NULL, OPT_TRANSCRIPT_MAX },
 	{ "buffer", required_argument, NULL, OPT_BUFFER },
 	{ "overflow-data", required_argument, NULL, OPT_OVERFLOW },
 	{ "create", no_argument, NULL, OPT_CREATE },
@@ -215,6 +244,10 @@ static int take_option(struct options *o, int c, char *arg)
 		o->backend_domid = v;
 		break;
 	case 't': o->transcript = arg; break;
+	case OPT_TRANSCRIPT_MAX:
+		if (!parse_size(arg, &o->transcript_max))
+			return usage("--transcript-max takes a size in bytes (K, M, G suffixes)");
+		break;
 	case OPT_BUFFER:
 		if (!parse_size(arg, &o->buffer))
 			return usage("--buffer takes a size in bytes (K, M, G suffixes)");
@@ -250,6 +283,7 @@ static int parse_options(struct options *o, int argc, char **argv)
 
 	memset(o, 0, sizeof(*o));
 	o->mode = 0600;
+	o->transcript_max = TRANSCRIPT_MAX_DEFAULT;
 	while (r == 0 && (c = getopt_long(argc, argv, "l:c:p::sm:b:t:u:vqhV", longopts, NULL)) != -1)
 		r = take_option(o, c, optarg);
 	if (r != 0)
@@ -260,6 +294,18 @@ static int parse_options(struct options *o, int argc, char **argv)
 }
 
 /* ---- setup -------------------------------------------------------------------- */
+
+/* Ours, and no process matches its record (pid and start time): a channel
+ * whose proxy is gone, which we may take over. */
+static bool stale_channel(struct proxy *p, long *pid)
+{
+	unsigned long long start;
+
+	if (!xs_channel_is_ours(p->xs, &p->ch))
+		return false;
+	*pid = xs_server_pid(p->xs, &p->ch, &start);
+	return hotplug_server(*pid, start) == SERVER_GONE;
+}
 
 /* --create: make the channel, or take over a stale one of that name. */
 static int create_channel(struct proxy *p)
@@ -290,8 +336,7 @@ static int create_channel(struct proxy *p)
 
 		snprintf(devid, sizeof(devid), "%u", existing);
 		if (xs_find_channel(p->xs, devid, p->opt.backend_domid, &p->ch, msg, sizeof(msg)) == XSR_OK
-		    && xs_channel_is_ours(p->xs, &p->ch)
-		    && !hotplug_pid_alive(pid = xs_server_pid(p->xs, &p->ch))) {
+		    && stale_channel(p, &pid)) {
 			p->created = true;
 			plog(p, XTL_WARN, -1, "taking over %s (its proxy %ld is gone)", p->ch.fe, pid);
 			return 0;
@@ -351,9 +396,14 @@ static int toolstack_endpoint(struct proxy *p, char *path, size_t pathlen)
 
 static int open_endpoint(struct proxy *p)
 {
+	struct passwd *pw;
 	int r;
 
 	endpoint_init(&p->ep, p->opt.kind, p->opt.path, p->opt.mode);
+	if (p->opt.user && (pw = getpwnam(p->opt.user)) != NULL) {
+		p->ep.user_uid = pw->pw_uid;   /* trusted with the socket's directory */
+		p->ep.user_gid = pw->pw_gid;
+	}
 	if (p->opt.kind == EP_LISTEN && p->opt.path == NULL)
 		endpoint_adopt_listener(&p->ep, SYSTEMD_LISTEN_FDS_START);
 	r = endpoint_open(&p->ep);
@@ -444,7 +494,7 @@ struct proxy *proxy_new(void)
 
 	if (p == NULL)
 		return NULL;
-	p->sigfd = p->transcript_fd = p->notify_fd = p->event_port = -1;
+	p->sigfd = p->tr.fd = p->notify_fd = p->event_port = -1;
 	endpoint_init(&p->ep, EP_NONE, NULL, 0);
 	return p;
 }
@@ -464,8 +514,7 @@ void proxy_free(struct proxy *p)
 		xs_close(p->xs);
 	if (p->sigfd >= 0)
 		close(p->sigfd);
-	if (p->transcript_fd >= 0)
-		close(p->transcript_fd);
+	transcript_close(p);
 	if (p->notify_fd >= 0)
 		close(p->notify_fd);
 	if (p->logger)
@@ -484,7 +533,7 @@ static void on_signal(struct proxy *p)
 
 	while (read(p->sigfd, &si, sizeof(si)) == sizeof(si)) {
 		if (si.ssi_signo == SIGHUP) {
-			transcript_open(p);
+			transcript_open(p);   /* on failure, the old file stays */
 			continue;
 		}
 		/* A restart must not lose what a connected client was about
@@ -733,7 +782,8 @@ static int proxy_setup(struct proxy *p)
 	if ((r = open_signals(p)) || (r = open_xen(p)) || (r = find_channel(p))
 	    || (r = choose_endpoint(p, p->toolstack_path, sizeof(p->toolstack_path))))
 		return r;
-	transcript_open(p);
+	if ((r = transcript_open(p)))
+		return r;
 	/* The endpoint first: a channel we create is never left without one. */
 	if ((r = open_endpoint(p)) || (p->opt.command == MODE_CREATE && (r = create_channel(p))))
 		return r;
@@ -742,7 +792,7 @@ static int proxy_setup(struct proxy *p)
 	publish_tty(p);
 	if ((r = start_backend(p)))
 		return r;
-	if (xs_set_server_pid(p->xs, &p->ch, getpid()) != XSR_OK)
+	if (xs_set_server_pid(p->xs, &p->ch, getpid(), hotplug_own_start()) != XSR_OK)
 		plog(p, XTL_WARN, errno, "xs_write %s/xenchan-pid", p->ch.be);
 	systemd_notify(p->notify_fd, "STATUS=waiting for the guest to connect");
 	plog(p, XTL_INFO, -1, "serving %s (backend %s) on %s, holding up to %zu bytes",
@@ -763,7 +813,7 @@ static void proxy_finish(struct proxy *p)
 		return;
 	systemd_notify(p->notify_fd, "STOPPING=1");
 	if (!p->created) {
-		xs_set_server_pid(p->xs, &p->ch, 0);
+		xs_set_server_pid(p->xs, &p->ch, 0, 0);
 		return;
 	}
 	if (hotplug_unplug(p->xs, &p->ch, UNPLUG_WAIT_MS, msg, sizeof(msg)) == XSR_FAILED)

@@ -7,6 +7,7 @@
  * we compute it from (B, D, N) and only check that the frontend agrees.
  */
 #include <errno.h>
+#include <limits.h>
 #include <poll.h>
 #include <time.h>
 #include <stdarg.h>
@@ -361,13 +362,14 @@ enum xb_state xs_backend_state(struct xs_handle *h, const struct xs_channel *ch,
 	return s;
 }
 
-/* Write dir/node = value in a transaction that first checks dir exists. */
+/* Write dir/nodes[i] = values[i] (with values NULL: remove each node), all
+ * n in one transaction that first checks dir exists. */
 static enum xs_result write_if_present(struct xs_handle *h, const char *dir,
-				       const char *node, const char *value)
+				       const char *const *nodes, const char *const *values,
+				       size_t n)
 {
-	char path[XS_PATH_MAX];
+	char path[NODE_MAX];
 
-	join(path, dir, node);
 	for (int attempt = 0; attempt < 16; attempt++) {
 		unsigned int len;
 		xs_transaction_t t = xs_transaction_start(h);
@@ -381,11 +383,15 @@ static enum xs_result write_if_present(struct xs_handle *h, const char *dir,
 			return XSR_GONE;
 		}
 		free(probe);
-		if (!xs_write(h, t, path, value, strlen(value))) {
-			int e = errno;
-			xs_transaction_end(h, t, true);
-			errno = e;
-			return XSR_FAILED;
+		for (size_t i = 0; i < n; i++) {
+			join(path, dir, nodes[i]);
+			if (values ? !xs_write(h, t, path, values[i], strlen(values[i]))
+			    : !xs_rm(h, t, path) && errno != ENOENT) {
+				int e = errno;
+				xs_transaction_end(h, t, true);
+				errno = e;
+				return XSR_FAILED;
+			}
 		}
 		if (xs_transaction_end(h, t, false))
 			return XSR_OK;
@@ -396,19 +402,25 @@ static enum xs_result write_if_present(struct xs_handle *h, const char *dir,
 	return XSR_FAILED;
 }
 
+static enum xs_result write_one_if_present(struct xs_handle *h, const char *dir,
+					   const char *node, const char *value)
+{
+	return write_if_present(h, dir, &node, &value, 1);
+}
+
 enum xs_result xs_set_backend_state(struct xs_handle *h,
 				    const struct xs_channel *ch, enum xb_state s)
 {
 	char val[4];
 
 	snprintf(val, sizeof(val), "%d", (int)s);
-	return write_if_present(h, ch->be, "state", val);
+	return write_one_if_present(h, ch->be, "state", val);
 }
 
 enum xs_result xs_set_frontend_tty(struct xs_handle *h, const struct xs_channel *ch,
 				   const char *tty)
 {
-	return write_if_present(h, ch->fe, "tty", tty);
+	return write_one_if_present(h, ch->fe, "tty", tty);
 }
 
 enum xs_result xs_frontend_ring(struct xs_handle *h, const struct xs_channel *ch,
@@ -697,29 +709,40 @@ bool xs_channel_is_ours(struct xs_handle *h, const struct xs_channel *ch)
 	return read_str(h, path, val, sizeof(val)) && strcmp(val, HOTPLUG_TYPE) == 0;
 }
 
-/* The pid of the proxy serving a channel, in the backend directory (owned
- * by the backend domain: the guest cannot forge it). */
-enum xs_result xs_set_server_pid(struct xs_handle *h, const struct xs_channel *ch, long pid)
-{
-	char val[24];
+/* The proxy serving a channel, in the backend directory (owned by the
+ * backend domain: the guest cannot forge it): its pid, as every reader has
+ * known it, and beside it, written in the same transaction, its start time,
+ * which tells a later process that reused the pid from it. */
+#define SERVER_PID_NODE   "xenchan-pid"
+#define SERVER_START_NODE "xenchan-pid-start"
 
-	if (pid <= 0) {
-		char path[NODE_MAX];
-		join(path, ch->be, "xenchan-pid");
-		return xs_rm(h, XBT_NULL, path) || errno == ENOENT ? XSR_OK : XSR_FAILED;
-	}
-	snprintf(val, sizeof(val), "%ld", pid);
-	return write_if_present(h, ch->be, "xenchan-pid", val);
+enum xs_result xs_set_server_pid(struct xs_handle *h, const struct xs_channel *ch, long pid,
+				 unsigned long long start)
+{
+	const char *nodes[] = { SERVER_PID_NODE, SERVER_START_NODE };
+	char pidval[24], startval[24];
+	const char *values[] = { pidval, startval };
+
+	if (pid <= 0)
+		return write_if_present(h, ch->be, nodes, NULL, 2);
+	snprintf(pidval, sizeof(pidval), "%ld", pid);
+	snprintf(startval, sizeof(startval), "%llu", start);
+	return write_if_present(h, ch->be, nodes, values, start ? 2 : 1);
 }
 
-long xs_server_pid(struct xs_handle *h, const struct xs_channel *ch)
+long xs_server_pid(struct xs_handle *h, const struct xs_channel *ch, unsigned long long *start)
 {
 	char path[NODE_MAX], val[24];
-	unsigned long pid;
+	unsigned long pid, st;
 
-	join(path, ch->be, "xenchan-pid");
+	if (start)
+		*start = 0;
+	join(path, ch->be, SERVER_PID_NODE);
 	if (!read_str(h, path, val, sizeof(val)) || !xs_parse_uint(val, 1UL << 30, &pid))
 		return 0;
+	join(path, ch->be, SERVER_START_NODE);
+	if (start && read_str(h, path, val, sizeof(val)) && xs_parse_uint(val, ULONG_MAX, &st))
+		*start = st;
 	return (long)pid;
 }
 
@@ -798,7 +821,7 @@ int xs_list_channels(struct xs_handle *h, const struct xs_channel *dom,
 		ci->fs = xs_frontend_state(h, &ch, &present);
 		ci->bs = xs_backend_state(h, &ch, &present);
 		ci->backend_present = present;
-		ci->pid = xs_server_pid(h, &ch);
+		ci->pid = xs_server_pid(h, &ch, &ci->pid_start);
 		found++;
 	}
 	free(ids);

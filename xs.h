@@ -118,9 +118,14 @@ enum xs_result xs_create_channel(struct xs_handle *h, struct xs_channel *ch,
 enum xs_result xs_remove_channel(struct xs_handle *h, const struct xs_channel *ch);
 /* Did we create it (frontend type "xenchan")? */
 bool xs_channel_is_ours(struct xs_handle *h, const struct xs_channel *ch);
-/* The serving proxy's pid in the backend directory (0: none recorded). */
-enum xs_result xs_set_server_pid(struct xs_handle *h, const struct xs_channel *ch, long pid);
-long xs_server_pid(struct xs_handle *h, const struct xs_channel *ch);
+/* The serving proxy in the backend directory: its pid ("xenchan-pid") and
+ * its start time ("xenchan-pid-start", clock ticks after boot, field 22 of
+ * /proc/PID/stat; 0: not recorded), written in one transaction.  pid 0
+ * removes both (XSR_GONE: the backend directory is gone already).
+ * xs_server_pid returns 0 when no pid is recorded; start may be NULL. */
+enum xs_result xs_set_server_pid(struct xs_handle *h, const struct xs_channel *ch, long pid,
+				 unsigned long long start);
+long xs_server_pid(struct xs_handle *h, const struct xs_channel *ch, unsigned long long *start);
 
 /* Wait (a watch, at most timeout_ms) until the frontend is Closed, or with
  * want_gone until its directory is removed.  True if it happened. */
@@ -134,6 +139,7 @@ struct xs_channel_info {
 	enum xb_state fs, bs;
 	bool backend_present;
 	long pid;
+	unsigned long long pid_start;
 };
 /* The channels (console devices but 0) of dom->domid; returns how many. */
 int xs_list_channels(struct xs_handle *h, const struct xs_channel *dom,

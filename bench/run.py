@@ -353,10 +353,10 @@ class Bench:
         h.domain_destroy(d)
 
     # -- 1. throughput -----------------------------------------------------------------
-    def tp_proxy_out(self, h, size, nbytes):
+    def tp_proxy_out(self, h, size, nbytes, *extra):
         d, n = self.new_channel(h, "tpo-p-%d-%d" % (size, self.serial()))
         sock = os.path.join(h.dir, "p%d.sock" % d)
-        p = self.proxy(h, d, sock)
+        p = self.proxy(h, d, sock, *extra)
         sink = self.client(h, "sink", "--connect", sock, nbytes)
         self.wait_accepted(h, p)
         self.guest_bench(h, d, n, "--bench-out", "%d:%d" % (nbytes, size), "g%d.log" % d)
@@ -375,10 +375,10 @@ class Bench:
         self.end_channel(h, d, mb)
         return res["MBps"]
 
-    def tp_proxy_in(self, h, size, nbytes):
+    def tp_proxy_in(self, h, size, nbytes, *extra):
         d, n = self.new_channel(h, "tpi-p-%d-%d" % (size, self.serial()))
         sock = os.path.join(h.dir, "p%d.sock" % d)
-        p = self.proxy(h, d, sock)
+        p = self.proxy(h, d, sock, *extra)
         src = self.client(h, "source", "--connect", sock, nbytes, size)
         self.wait_accepted(h, p)
         g = self.guest_bench(h, d, n, "--bench-in", str(nbytes), "g%d.log" % d)

@@ -1,11 +1,13 @@
 /*
- * test-units.c - unit tests of the pure parts: ring.c, held.c and the
- * parsers and channel matching of xs.c.  Run by tests/test_units.py.
+ * test-units.c - unit tests of the pure parts: ring.c, held.c, the parsers
+ * and channel matching of xs.c, and log.c's line budget.  Run by
+ * tests/test_units.py.
  */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include "held.h"
+#include "log.h"
 #include "ring.h"
 #include "xs.h"
 
@@ -164,9 +166,49 @@ static void test_pick_channel(void)
 	}
 }
 
+/* A guest flapping for an hour, once a millisecond: LOG_BURST lines, one
+ * warning, then one line per LOG_REFILL_MS, each counting what it held
+ * back; after LOG_BURST refills of calm, a full budget and a new warning. */
+static void test_log_budget(void)
+{
+	struct log_budget b = { 0 };
+	struct timespec t = { 1000, 0 };
+	unsigned long held, logged = 0, warned = 0, counted = 0, events = 0;
+	bool throttling;
+
+	for (long ms = 0; ms < 3600L * 1000; ms++, events++) {
+		t.tv_sec = 1000 + ms / 1000;
+		t.tv_nsec = (ms % 1000) * 1000000;
+		if (log_budget_take(&b, &t, &held, &throttling)) {
+			logged++;
+			counted += held;
+		}
+		warned += throttling;
+	}
+	CHECK(warned == 1);
+	CHECK(logged == LOG_BURST + 3600 / (LOG_REFILL_MS / 1000) - 1
+	      || logged == LOG_BURST + 3600 / (LOG_REFILL_MS / 1000));
+	CHECK(counted + logged + b.held_back == events);
+	/* calm for less than a full refill: still throttling, no new warning */
+	t.tv_sec += (LOG_BURST - 1) * (LOG_REFILL_MS / 1000);
+	for (int i = 0; i < LOG_BURST + 5; i++) {
+		log_budget_take(&b, &t, &held, &throttling);
+		CHECK(!throttling);
+	}
+	/* calm long enough: a full budget again, and one warning when spent */
+	t.tv_sec += LOG_BURST * (LOG_REFILL_MS / 1000);
+	warned = logged = 0;
+	for (int i = 0; i < LOG_BURST + 5; i++) {
+		logged += log_budget_take(&b, &t, &held, &throttling);
+		warned += throttling;
+	}
+	CHECK(logged == LOG_BURST && warned == 1);
+}
+
 int main(void)
 {
 	test_ring_roundtrip();
+	test_log_budget();
 	test_ring_wrap_iovecs();
 	test_ring_hostile_indices();
 	test_held();

@@ -233,3 +233,125 @@ def test_unplug_of_a_channel_no_guest_took_up_does_not_wait(host):
     assert p.wait(15) == 0
     assert "unplugged (the guest had not taken it up)" in p.log()   # not the 5 s wait
     assert channels(host, d) == []
+
+
+# ---- who serves a channel: pid and start time (pid reuse) ------------------------------
+
+DECOY = ("import signal, sys\n"
+         "signal.pthread_sigmask(signal.SIG_BLOCK, [signal.SIGTERM])\n"
+         "print('ready', flush=True)\n"
+         "sys.stdin.read()\n")
+
+
+def start_time(pid):
+    """Field 22 of /proc/PID/stat: clock ticks after boot."""
+    with open("/proc/%d/stat" % pid) as f:
+        return int(f.read().rsplit(")", 1)[1].split()[19])
+
+
+def sigterm_pending(pid):
+    """Has pid been sent a SIGTERM it keeps blocked?  (ShdPnd, set by kill().)"""
+    with open("/proc/%d/status" % pid) as f:
+        pending = int(re.search(r"ShdPnd:\s+([0-9a-f]+)", f.read()).group(1), 16)
+    return bool(pending & (1 << (signal.SIGTERM - 1)))
+
+
+def decoy(host):
+    """A live process that is not a proxy, though its command line says
+    xenchan-proxy (as the old check wanted); it keeps SIGTERM blocked, so a
+    signal sent to it stays visible."""
+    import sys
+    proc = host.spawn([sys.executable, "-c", DECOY, "xenchan-proxy", "impostor"],
+                      stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    assert recv_exact(proc.stdout, 6) == b"ready\n"
+    return proc
+
+
+def list_row(host, domain, name):
+    r = subprocess.run(host.proxy_argv() + ["--list", domain], env=host.env,
+                       capture_output=True, text=True, timeout=10)
+    assert r.returncode == 0, r.stderr
+    return {l.split()[1]: l for l in r.stdout.splitlines()[1:]}[name]
+
+
+def remove(host, domain, name):
+    return subprocess.run(host.proxy_argv() + ["-v", "--remove", domain, name], env=host.env,
+                          capture_output=True, text=True, timeout=20)
+
+
+def orphan(host, d, name, devid, claimant, start):
+    """A channel made by a proxy that was then killed, its record rewritten
+    to name pid claimant with start time start (None: no start node, as an
+    older proxy wrote it)."""
+    p, _ = create(host, d, name)
+    host.wait_xs(be(d, devid) + "/xenchan-pid", str(p.proc.pid))
+    p.signal(signal.SIGKILL)
+    p.wait()
+    host.xs.write(be(d, devid) + "/xenchan-pid", str(claimant))
+    if start is None:
+        host.xs.rm(be(d, devid) + "/xenchan-pid-start")
+    else:
+        host.xs.write(be(d, devid) + "/xenchan-pid-start", str(start))
+
+
+@pytest.mark.timeout(90)
+def test_remove_never_signals_a_process_that_reused_the_pid(host):
+    """The channel's proxy died and its pid went to an unrelated process
+    (written here by hand: the decoy's pid with a start time not its own).
+    --remove unplugs the channel itself and never signals that process."""
+    d = host.domain_create("reuse")
+    other = decoy(host)
+    orphan(host, d, "org.example.s", 1, other.pid, start_time(other.pid) + 1)
+    r = remove(host, "reuse", "org.example.s")
+    assert not sigterm_pending(other.pid), "--remove signalled pid %d, not a proxy" % other.pid
+    assert r.returncode == 0, r.stderr
+    assert "--remove: unplugged" in r.stderr
+    assert channels(host, d) == []
+    assert other.poll() is None
+
+
+@pytest.mark.timeout(90)
+def test_create_takes_over_when_the_pid_was_reused(host):
+    d = host.domain_create("takeover")
+    host.guest(d, name="org.example.s")
+    other = decoy(host)
+    orphan(host, d, "org.example.s", 1, other.pid, start_time(other.pid) + 1)
+    p, _ = create(host, d, "org.example.s", check_ready=False)
+    host_wait_log(p, r"taking over %s \(its proxy %d is gone\)" % (fe(d, 1), other.pid))
+    connected(host, d, 1)
+    # Its own record: pid and start time, which is what a later check compares.
+    host.wait_xs(be(d, 1) + "/xenchan-pid", str(p.proc.pid))
+    assert host.xs.read(be(d, 1) + "/xenchan-pid-start") == str(start_time(p.proc.pid)).encode()
+    assert not sigterm_pending(other.pid)
+
+
+@pytest.mark.timeout(90)
+def test_record_without_start_time_is_not_signalled_or_taken_over(host):
+    """A record from an older proxy (a pid, no start time) naming a live
+    process whose command line says xenchan-proxy: maybe its proxy, maybe
+    not.  --create does not take the channel over; --remove does not
+    signal it but unplugs the channel itself (a proxy serving it would see
+    it go and end)."""
+    d = host.domain_create("legacy")
+    other = decoy(host)
+    orphan(host, d, "org.example.l", 1, other.pid, None)
+    p2, _ = create(host, d, "org.example.l", check_ready=False)
+    assert p2.wait() == EX_CANTCREAT
+    assert "exists (devid 1) and is not stale" in p2.log()
+    r = remove(host, "legacy", "org.example.l")
+    assert not sigterm_pending(other.pid), "--remove signalled pid %d on an unverified record" % other.pid
+    assert r.returncode == 0, r.stderr
+    assert channels(host, d) == []
+
+
+@pytest.mark.timeout(90)
+def test_list_marks_reused_and_unverified_records(host):
+    d = host.domain_create("marks")
+    other = decoy(host)
+    orphan(host, d, "org.example.reused", 1, other.pid, start_time(other.pid) + 1)
+    orphan(host, d, "org.example.old", 2, other.pid, None)
+    live, _ = create(host, d, "org.example.live")
+    host.wait_xs(be(d, 3) + "/xenchan-pid", str(live.proc.pid))
+    assert re.search(r"\s%d \(stale\)\s" % other.pid, list_row(host, "marks", "org.example.reused"))
+    assert re.search(r"\s%d \(unverified\)\s" % other.pid, list_row(host, "marks", "org.example.old"))
+    assert re.search(r"\s%d\s+/" % live.proc.pid, list_row(host, "marks", "org.example.live"))

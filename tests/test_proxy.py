@@ -612,7 +612,7 @@ def test_missing_and_ambiguous_names(host):
 def test_usage_errors(host):
     for args in ([], ["1"], ["-l", "a", "-c", "b", "1", "2"], ["--buffer", "lots", "1", "2"],
                  ["--overflow-data", "maybe", "1", "2"], ["--mode", "999", "1", "2"],
-                 ["--bogus", "1", "2"]):
+                 ["--transcript-max", "lots", "1", "2"], ["--bogus", "1", "2"]):
         p = host.proxy(*args, check_ready=False)
         assert p.wait() == EX_USAGE, args
         assert "usage:" in p.log()

@@ -514,14 +514,19 @@ static void backend_connection(struct call_ctx *c)
 
 static void server_pid(struct call_ctx *c)
 {
-	char p[PATH_CAP];
-	unsigned long ref = 0;
-	long pid = xs_server_pid(H, &c->ch);
+	char p[PATH_CAP], q[PATH_CAP];
+	unsigned long ref = 0, sref = 0;
+	unsigned long long start = 777;
+	long pid = xs_server_pid(H, &c->ch, &start);
 
 	node(p, c->ch.be, "xenchan-pid");
+	node(q, c->ch.be, "xenchan-pid-start");
 	FUZZ_CHECK(read_of(p) != NULL);
 	FUZZ_CHECK(pid >= 0 && pid <= 1L << 30);
 	FUZZ_CHECK(pid == (uint_ok(read_of(p), 24, 1UL << 30, &ref) ? (long)ref : 0));
+	/* the start time is read only beside a pid, and strictly */
+	FUZZ_CHECK(pid != 0 || (start == 0 && read_of(q) == NULL));
+	FUZZ_CHECK(start == (pid != 0 && uint_ok(read_of(q), 24, ULONG_MAX, &sref) ? sref : 0));
 }
 
 static void is_ours(struct call_ctx *c)
@@ -626,28 +631,37 @@ static void find_channel(struct call_ctx *c)
 }
 
 /* A write that needs its directory: GONE if the probe of dir found nothing. */
-static void set_node(struct call_ctx *c, enum xs_result r, const char *dir,
-		     const char *leaf, const char *value)
+/* Writes of dir/leaves[k] = values[k], k < n, in that order: each attempt
+ * reads dir, then writes them in the same transaction. */
+static void set_nodes(struct call_ctx *c, enum xs_result r, const char *dir,
+		      const char *const *leaves, const char *const *values, size_t n)
 {
 	const char *dirs[] = { dir };
 	char p[PATH_CAP];
+	size_t k = 0;
 
 	FUZZ_CHECK(open_transactions == 0);
 	check_changes_within(dirs, 1);
-	node(p, dir, leaf);
 	for (size_t i = 0; i < nanswers; i++) {
 		const struct answer *a = &answers[i];
 		if (a->call == C_WRITE) {
-			FUZZ_CHECK(strcmp(a->path, p) == 0 && strcmp(a->val, value) == 0);
-			/* only after seeing dir, in the same transaction */
-			FUZZ_CHECK(a->t != XBT_NULL && i > 0 && answers[i - 1].call == C_READ
-				   && answers[i - 1].ok && answers[i - 1].t == a->t);
+			FUZZ_CHECK(k < n);
+			node(p, dir, leaves[k]);
+			FUZZ_CHECK(strcmp(a->path, p) == 0 && strcmp(a->val, values[k]) == 0);
+			/* only after seeing dir (and the writes before it), in the
+			 * same transaction */
+			FUZZ_CHECK(a->t != XBT_NULL && i > k && answers[i - k - 1].call == C_READ
+				   && answers[i - k - 1].ok && answers[i - k - 1].t == a->t);
+			for (size_t j = i - k; j < i; j++)
+				FUZZ_CHECK(answers[j].call == C_WRITE && answers[j].t == a->t);
+			k = a->ok ? k + 1 : 0;
 		} else {
 			FUZZ_CHECK(a->call == C_READ && strcmp(a->path, dir) == 0);
+			k = 0;
 		}
 	}
-	if (r == XSR_OK) {   /* the last write went in, in a committed transaction */
-		FUZZ_CHECK(nanswers >= 2 && answers[nanswers - 1].call == C_WRITE
+	if (r == XSR_OK) {   /* all n went in, the last in a committed transaction */
+		FUZZ_CHECK(k == n && nanswers >= n + 1 && answers[nanswers - 1].call == C_WRITE
 			   && answers[nanswers - 1].ok
 			   && is_committed(answers[nanswers - 1].t));
 	}
@@ -655,6 +669,12 @@ static void set_node(struct call_ctx *c, enum xs_result r, const char *dir,
 		FUZZ_CHECK(nanswers >= 1 && !answers[nanswers - 1].ok
 			   && answers[nanswers - 1].call == C_READ);
 	(void)c;
+}
+
+static void set_node(struct call_ctx *c, enum xs_result r, const char *dir,
+		     const char *leaf, const char *value)
+{
+	set_nodes(c, r, dir, &leaf, &value, 1);
 }
 
 static void create_channel(struct call_ctx *c)
@@ -842,11 +862,16 @@ static void one_call(struct call_ctx *c, uint8_t op)
 		break;
 	case SET_SERVER_PID: {
 		long pid = (long)fin_u32(c->f) - 16;
-		enum xs_result r = xs_set_server_pid(H, &c->ch, pid);
+		unsigned long long start = fin_u8(c->f) & 1 ? fin_u32(c->f) : 0;
+		enum xs_result r = xs_set_server_pid(H, &c->ch, pid, start);
 		const char *dirs[] = { c->ch.be };
+		const char *leaves[] = { "xenchan-pid", "xenchan-pid-start" };
+		char sbuf[32];
+		const char *values[] = { buf, sbuf };
 		if (pid > 0) {
 			snprintf(buf, sizeof(buf), "%ld", pid);
-			set_node(c, r, c->ch.be, "xenchan-pid", buf);
+			snprintf(sbuf, sizeof(sbuf), "%llu", start);
+			set_nodes(c, r, c->ch.be, leaves, values, start ? 2 : 1);
 		} else {
 			check_changes_within(dirs, 1);
 		}

@@ -639,6 +639,31 @@ static void hostile_event_storm(struct guest *g)
 	logf_(g, "hostile: %" PRIu64 " notifications without data", g->hostile_arg);
 }
 
+static void ring_stop(struct guest *g, bool for_good);
+
+/* A device flapping as fast as xenstore takes it: frontend state Closed,
+ * Initialising, Initialised, ARG times, written straight (no transaction,
+ * no wait for the backend), the same ring-ref and port throughout.  Then
+ * it plays dead (F stays 3, the backend's states are ignored), so the
+ * test alone moves the device afterwards. */
+static void hostile_flap(struct guest *g)
+{
+	static const char states[] = { '6', '1', '3' };
+	char path[128];
+
+	fe_node(g, "state", path, sizeof(path));
+	for (uint64_t i = 0; i < g->hostile_arg; i++)
+		for (size_t k = 0; k < sizeof(states); k++)
+			if (!xs_write(g->xs, XBT_NULL, path, &states[k], 1)) {
+				logf_(g, "hostile: xenstore write %s: %s", path, strerror(errno));
+				return;
+			}
+	g->fe_state = XenbusStateInitialised;
+	ring_stop(g, true);
+	set_phase(g, PH_CLOSED);
+	logf_(g, "hostile: %" PRIu64 " state flips written", g->hostile_arg);
+}
+
 static const struct hostile_mode hostile_modes[] = {
 	{ "bad-out-prod", "publish out_prod = out_cons + 100000 and notify",
 	  0, hostile_bad_out_prod, false },
@@ -652,6 +677,8 @@ static const struct hostile_mode hostile_modes[] = {
 	  10000, hostile_moving_out_prod, false },
 	{ "bad-in-cons", "publish in_cons = in_prod + 5000 and notify",
 	  0, hostile_bad_in_cons, true },
+	{ "flap", "write state 6, 1, 3 ARG times (default 10000) at once, then play dead",
+	  10000, hostile_flap, false },
 };
 
 /* ---- the device's life -------------------------------------------------- */
