@@ -676,12 +676,15 @@ class SimHost:
         /local/domain/d, then @releaseDomain)."""
         self.xensim("domain-destroy", d)
 
-    def channel_add(self, d, name, devid=None, connection=None, path=None):
+    def channel_add(self, d, name, devid=None, connection=None, path=None, backend_domid=None):
         """Add a channel to domain d as libxl does for a `channel=` entry; its
-        devid.  connection: None (pty), "pty" or "socket" (with path)."""
+        devid.  connection: None (pty), "pty" or "socket" (with path);
+        backend_domid: the domain serving it (default 0)."""
         args = ["channel-add", d, name]
         if devid is not None:
             args += ["--devid", devid]
+        if backend_domid is not None:
+            args += ["--backend-domid", backend_domid]
         if connection is not None:
             args += ["--connection", connection]
         if path is not None:
