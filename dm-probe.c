@@ -87,7 +87,9 @@ int probe_run(struct dm *dm, int fd)
 			int64_t left = dm->probe.deadline - now_ms();
 
 			if (left <= 0) {
-				why = "after 5 s without SIGHUP";
+				snprintf(sig, sizeof(sig), "after %d s without SIGHUP",
+					 PROBE_LINGER_MS / 1000);
+				why = sig;
 				break;
 			}
 			timeout = (int)left;
