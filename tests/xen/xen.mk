@@ -10,19 +10,23 @@ XEN_TEST_ARGS ?=
 # Xen 4.20.4's package (Xen's `make debball`): the shared copy beside this
 # repository when there is one, else where tests/xen/build-xen-deb writes it.
 XEN_DEB_4_20 ?= $(firstword $(wildcard $(abspath $(CURDIR)/../shared/xen-4.20/xen-upstream-4.20.4.deb)) \
-                  $(CURDIR)/tests/.cache/xen-4.20/xen-upstream-4.20.4.deb)
+                  $(XEN_DEB_4_20_BUILT))
 
 # `deb` always rebuilds both packages from the tree as it is (install.mk), so
 # a stale package is never what a tier tests.
 check-xen: deb
 	$(PYTHON) tests/xen/run --xen 4.17 --debs $(DEB_DIR) $(XEN_TEST_ARGS)
 
-check-xen-4.20: deb
+check-xen-4.20: deb $(XEN_DEB_4_20)
 	$(PYTHON) tests/xen/run --xen 4.20 --xen-deb $(XEN_DEB_4_20) --debs $(DEB_DIR) $(XEN_TEST_ARGS)
 
 # Xen 4.20.4's package from Xen's source tag, into tests/.cache/xen-4.20/
-# (as root, on Debian 12: it installs the build dependencies; ~5 min on 2 cores).
+# (as root, on Debian 12: it installs the build dependencies; ~5 min on 2
+# cores).  check-xen-4.20 builds it so when there is no other copy.
+XEN_DEB_4_20_BUILT = $(CURDIR)/tests/.cache/xen-4.20/xen-upstream-4.20.4.deb
+$(XEN_DEB_4_20_BUILT):
+	tests/xen/build-xen-deb $(@D)
 xen-deb-4.20:
-	tests/xen/build-xen-deb $(CURDIR)/tests/.cache/xen-4.20
+	tests/xen/build-xen-deb $(dir $(XEN_DEB_4_20_BUILT))
 
 .PHONY: check-xen check-xen-4.20 xen-deb-4.20
