@@ -79,8 +79,8 @@ check-valgrind: all $(B)/tests/test-units
 
 # Every test there is, as .ci/run runs it: the default tests, the same under
 # AddressSanitizer and UndefinedBehaviorSanitizer, the proxy under valgrind,
-# and both real-Xen tiers, Xen 4.17 and 4.20.4 (tests/xen/README.md); about
-# 25 minutes on 2 cores shared with other work (the first run also builds
+# and both real-Xen tiers, Xen 4.17 and 4.20.4 (tests/xen/README.md); 16 to
+# 24 minutes on 2 cores shared with other work (the first run also builds
 # Xen 4.20.4's package when no copy is at hand).  Run it with -k so that a
 # failing tier does not stop the next.
 check-all: check check-asan check-valgrind check-xen check-xen-4.20
