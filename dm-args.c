@@ -252,6 +252,46 @@ static int check_chardevs(struct dm *dm)
 	return 0;
 }
 
+/* libxl 4.20 and later, before it starts the device model proper, runs the
+ * same binary as a probe (libxl_dm.c, libxl__spawn_local_dm, Xen commit
+ * 1817e4c3c5), with exactly this argv, N being a listening socket it bound
+ * for QMP; it asks query-command-line-options and quits.  Nothing looser is
+ * taken for it: any other argv goes to parse_argv, which refuses -S. */
+static const char *const probe_words[] = {
+	"-S", "-no-user-config", "-nodefaults", "-nographic", "-machine", "none,accel=xen",
+	"-chardev", NULL /* socket,id=libxl-cmd,fd=N,server=on,wait=off */,
+	"-mon", "chardev=libxl-cmd,mode=control",
+};
+#define PROBE_FD_WORD     7                 /* the NULL above */
+#define PROBE_FD_BEFORE   "socket,id=libxl-cmd,fd="
+#define PROBE_FD_AFTER    ",server=on,wait=off"
+
+int probe_argv(int argc, char **argv)
+{
+	const size_t n = sizeof(probe_words) / sizeof(probe_words[0]);
+	char digits[16];
+	const char *spec, *end;
+	unsigned long fd;
+
+	if (argc < 1 || (size_t)argc - 1 != n)
+		return -1;
+	for (size_t i = 0; i < n; i++)
+		if (probe_words[i] && strcmp(argv[i + 1], probe_words[i]))
+			return -1;
+	spec = argv[1 + PROBE_FD_WORD];
+	if (strncmp(spec, PROBE_FD_BEFORE, strlen(PROBE_FD_BEFORE)))
+		return -1;
+	spec += strlen(PROBE_FD_BEFORE);
+	end = spec + strspn(spec, "0123456789");
+	if (strcmp(end, PROBE_FD_AFTER) || (size_t)(end - spec) >= sizeof(digits))
+		return -1;
+	memcpy(digits, spec, (size_t)(end - spec));
+	digits[end - spec] = '\0';
+	if (!xs_parse_canonical(digits, INT_MAX, &fd))
+		return -1;
+	return (int)fd;
+}
+
 int parse_argv(struct dm *dm, int argc, char **argv)
 {
 	struct config *c = &dm->cfg;

@@ -4,6 +4,7 @@
  * is dm-qmp.c's.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <stdlib.h>
 #include <string.h>
@@ -35,6 +36,13 @@ static const char *client_monitor_id(const struct qmp_client *c)
 				return mon->cd ? mon->cd->id : "?";
 	}
 	return "?";
+}
+
+/* Bytes moved: the client is not idle (see monitor_accept). */
+static void client_touch(struct qmp_client *c)
+{
+	c->active = ++c->dm->qmp_events;
+	c->active_ms = now_ms();
 }
 
 void out_append(struct qmp_client *c, const void *p, size_t len)
@@ -77,6 +85,7 @@ static void client_flush(struct qmp_client *c)
 		}
 		memmove(c->out, c->out + n, c->out_len - (size_t)n);
 		c->out_len -= (size_t)n;
+		client_touch(c);
 	}
 	free(c->out);
 	c->out = NULL;
@@ -132,6 +141,27 @@ int monitor_open(struct dm *dm, struct monitor *mon)
 	return 0;
 }
 
+int monitor_adopt(struct dm *dm, struct monitor *mon, int fd)
+{
+	int type = 0, domain = 0, listening = 0, fl;
+	socklen_t l1 = sizeof(type), l2 = sizeof(domain), l3 = sizeof(listening);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_TYPE, &type, &l1) < 0
+	    || getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &l2) < 0
+	    || getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &l3) < 0
+	    || type != SOCK_STREAM || domain != AF_UNIX || !listening)
+		return refuse(dm, EX_USAGE, "QMP %s: descriptor %d is not a listening Unix "
+			      "stream socket", mon->cd->id, fd);
+	/* libxl made it blocking; a connection aborted between poll and
+	 * accept must not hang us. */
+	if ((fl = fcntl(fd, F_GETFL)) < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0
+	    || fcntl(fd, F_SETFD, FD_CLOEXEC) < 0)
+		return dm_log(dm, XTL_ERROR, errno, "QMP %s: fcntl %d", mon->cd->id, fd), EX_OSERR;
+	mon->fd = fd;
+	mon->inherited = true;
+	return 0;
+}
+
 static void client_close(struct qmp_client *c)
 {
 	close(c->fd);
@@ -143,25 +173,46 @@ static void client_close(struct qmp_client *c)
 	c->out_len = c->out_cap = 0;
 }
 
+/* A free slot, or else the slot of the client idle longest, which is
+ * dropped: clients that connect and say nothing (any number of them) can
+ * never keep libxl waiting in the backlog, and a client that is moving
+ * bytes is the last to go. */
+static struct qmp_client *slot_for_newcomer(struct dm *dm, struct monitor *mon)
+{
+	struct qmp_client *idlest = NULL;
+
+	for (unsigned i = 0; i < CLIENTS_PER_MON; i++) {
+		struct qmp_client *c = &mon->client[i];
+
+		if (c->fd < 0)
+			return c;
+		if (!idlest || c->active < idlest->active)
+			idlest = c;
+	}
+	dm_log(dm, XTL_WARN, -1, "QMP %s: all %d client slots taken: dropping the one idle "
+	       "for %lld ms for a new client", mon->cd->id, CLIENTS_PER_MON,
+	       (long long)(now_ms() - idlest->active_ms));
+	client_close(idlest);
+	return idlest;
+}
+
 static void monitor_accept(struct dm *dm, struct monitor *mon)
 {
-	struct qmp_client *c = NULL;
+	struct qmp_client *c;
 	int fd;
 
-	for (unsigned i = 0; i < CLIENTS_PER_MON && !c; i++)
-		if (mon->client[i].fd < 0)
-			c = &mon->client[i];
-	if (!c)
-		return;
 	fd = accept4(mon->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 	if (fd < 0) {
 		if (errno != EAGAIN && errno != EINTR && errno != ECONNABORTED)
 			dm_log(dm, XTL_WARN, errno, "QMP %s: accept", mon->cd->id);
 		return;
 	}
+	c = slot_for_newcomer(dm, mon);
 	memset(c, 0, sizeof(*c));
 	c->dm = dm;
 	c->fd = fd;
+	c->conn = ++dm->qmp_conns;
+	client_touch(c);
 	if (!(c->y = yajl_alloc(&qmp_callbacks, NULL, c))) {
 		close(fd);
 		c->fd = -1;
@@ -186,6 +237,7 @@ static void client_read(struct qmp_client *c)
 		client_drop(c);
 		return;
 	}
+	client_touch(c);
 	c->in_bytes += (size_t)n;
 	if (c->in_bytes > QMP_IN_MAX) {
 		qmp_fail(c, "QMP input too long");
@@ -203,23 +255,39 @@ static void client_read(struct qmp_client *c)
 	}
 }
 
-void monitor_close(struct monitor *mon)
+void monitor_unlisten(struct monitor *mon)
 {
 	struct stat st;
 
-	for (unsigned i = 0; i < CLIENTS_PER_MON; i++)
-		if (mon->client[i].fd >= 0) {
-			client_flush(&mon->client[i]);
-			client_close(&mon->client[i]);
-		}
 	if (mon->fd < 0)
 		return;
 	close(mon->fd);
 	mon->fd = -1;
 	/* libxl removes it on destroy; if not, remove it, but never a
-	 * successor's. */
-	if (stat(mon->cd->path, &st) == 0 && st.st_dev == mon->dev && st.st_ino == mon->ino)
+	 * successor's, nor the one libxl bound for its probe (the device
+	 * model proper binds that path again). */
+	if (!mon->inherited && stat(mon->cd->path, &st) == 0 && st.st_dev == mon->dev
+	    && st.st_ino == mon->ino)
 		unlink(mon->cd->path);
+}
+
+void monitor_close(struct monitor *mon)
+{
+	for (unsigned i = 0; i < CLIENTS_PER_MON; i++)
+		if (mon->client[i].fd >= 0) {
+			client_flush(&mon->client[i]);
+			client_close(&mon->client[i]);
+		}
+	monitor_unlisten(mon);
+}
+
+unsigned monitor_clients(const struct monitor *mon)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < CLIENTS_PER_MON; i++)
+		n += mon->client[i].fd >= 0;
+	return n;
 }
 
 /* ---- QMP: polling ------------------------------------------------------------------ */
@@ -231,12 +299,9 @@ unsigned qmp_poll_set(struct dm *dm, struct pollfd *pfd, struct poll_who *who)
 
 	for (unsigned m = 0; m < dm->n_mon; m++) {
 		struct monitor *mon = &dm->mon[m];
-		bool full = true;
 
-		for (unsigned i = 0; i < CLIENTS_PER_MON; i++)
-			full &= mon->client[i].fd >= 0;
-		/* At capacity, later clients wait in the listen backlog. */
-		if (!full) {
+		/* Polled even at capacity: a newcomer takes the idlest slot. */
+		if (mon->fd >= 0) {
 			who[n] = (struct poll_who){ .mon = mon };
 			pfd[n++] = (struct pollfd){ .fd = mon->fd, .events = POLLIN };
 		}
@@ -245,7 +310,7 @@ unsigned qmp_poll_set(struct dm *dm, struct pollfd *pfd, struct poll_who *who)
 
 			if (c->fd < 0)
 				continue;
-			who[n] = (struct poll_who){ .mon = mon, .client = c };
+			who[n] = (struct poll_who){ .mon = mon, .client = c, .conn = c->conn };
 			pfd[n++] = (struct pollfd){ .fd = c->fd,
 				.events = (short)((c->closing ? 0 : POLLIN) | (c->out_len ? POLLOUT : 0)) };
 		}
@@ -264,9 +329,9 @@ void on_qmp(struct dm *dm, const struct pollfd *pfd, const struct poll_who *who,
 				monitor_accept(dm, who[k].mon);
 			continue;
 		}
-		/* A listener earlier in this pass may not reuse a slot polled
-		 * here (only free slots are filled), but check the fd anyway. */
-		if (c->fd != pfd[k].fd)
+		/* A newcomer accepted earlier in this pass may have taken
+		 * this slot (and even this descriptor number). */
+		if (c->fd < 0 || c->conn != who[k].conn)
 			continue;
 		if (!c->closing && pfd[k].revents & (POLLIN | POLLHUP | POLLERR))
 			client_read(c);

@@ -239,40 +239,95 @@ static void cmd_query_chardev(struct qmp_client *c, yajl_gen g)
 	yajl_gen_array_close(g);
 }
 
+/* The options whose key=value parameters we take, as QEMU describes its
+ * own.  libxl 4.20 reads this from its probe and looks only for -run-with
+ * (chroot=, user=): with it, it would pass -run-with for dm_restrict and
+ * device_model_user; without it, -chroot and -runas, which parse_argv
+ * refuses by name.  Neither can be served, so it is not listed. */
+static const struct cmdline_option {
+	const char *option;
+	const char *param[4];            /* all of them "string" but: */
+	const char *boolean[2];
+} cmdline_options[] = {
+	{ "chardev", { "id", "path" }, { "server", "wait" } },
+	{ "mon", { "chardev", "mode" }, { NULL } },
+};
+
+static void gen_params(yajl_gen g, const char *const *names, size_t n, const char *type)
+{
+	for (size_t i = 0; i < n && names[i]; i++) {
+		yajl_gen_map_open(g);
+		gen_pair(g, "name", names[i]);
+		gen_pair(g, "type", type);
+		yajl_gen_map_close(g);
+	}
+}
+
+static void cmd_query_command_line_options(struct qmp_client *c, yajl_gen g)
+{
+	(void)c;
+	yajl_gen_array_open(g);
+	for (size_t i = 0; i < sizeof(cmdline_options) / sizeof(cmdline_options[0]); i++) {
+		const struct cmdline_option *o = &cmdline_options[i];
+
+		yajl_gen_map_open(g);
+		gen_pair(g, "option", o->option);
+		gen_str(g, "parameters");
+		yajl_gen_array_open(g);
+		gen_params(g, o->param, sizeof(o->param) / sizeof(o->param[0]), "string");
+		gen_params(g, o->boolean, sizeof(o->boolean) / sizeof(o->boolean[0]), "boolean");
+		yajl_gen_array_close(g);
+		yajl_gen_map_close(g);
+	}
+	yajl_gen_array_close(g);
+}
+
+/* A probe ends once libxl has read the answer and let go (dm-probe.c);
+ * the device model proper stops its proxies. */
 static void cmd_quit(struct qmp_client *c, yajl_gen g)
 {
 	yajl_gen_map_open(g);
 	yajl_gen_map_close(g);
+	if (c->dm->probe.on) {
+		c->dm->probe.quit = true;
+		probe_ending(c->dm);     /* before libxl can read the answer */
+		return;
+	}
 	dm_log(c->dm, XTL_INFO, -1, "QMP quit: stopping %u proxies", children_alive(c->dm));
 	begin_stopping(c->dm, 0);
 }
 
 static void cmd_query_commands(struct qmp_client *c, yajl_gen g);
 
-/* What libxl 4.17 sends a PV guest's device model (query-chardev after
- * startup), what libxenstat sends (query-blockstats: we have no disks), and
- * a few harmless queries. */
+/* What libxl 4.17 to 4.22 sends a PV guest's device model (query-chardev
+ * after startup), what libxl 4.20 and later send its probe
+ * (query-command-line-options, quit), what libxenstat sends
+ * (query-blockstats: we have no disks), and a few harmless queries.  A
+ * probe (-machine none) has no guest: it answers only the probe's own. */
 static const struct qmp_command {
 	const char *name;
 	void (*run)(struct qmp_client *c, yajl_gen g);
+	bool probe;                      /* answered by a probe too */
 } qmp_commands[] = {
-	{ "qmp_capabilities", cmd_capabilities },
-	{ "query-chardev", cmd_query_chardev },
-	{ "query-status", cmd_query_status },
-	{ "query-name", cmd_query_name },
-	{ "query-version", cmd_query_version },
-	{ "query-commands", cmd_query_commands },
-	{ "query-block", cmd_empty_list },
-	{ "query-blockstats", cmd_empty_list },
-	{ "quit", cmd_quit },
+	{ "qmp_capabilities", cmd_capabilities, true },
+	{ "query-chardev", cmd_query_chardev, false },
+	{ "query-status", cmd_query_status, false },
+	{ "query-name", cmd_query_name, false },
+	{ "query-version", cmd_query_version, true },
+	{ "query-commands", cmd_query_commands, true },
+	{ "query-command-line-options", cmd_query_command_line_options, true },
+	{ "query-block", cmd_empty_list, false },
+	{ "query-blockstats", cmd_empty_list, false },
+	{ "quit", cmd_quit, true },
 };
 #define N_COMMANDS (sizeof(qmp_commands) / sizeof(qmp_commands[0]))
 
 static void cmd_query_commands(struct qmp_client *c, yajl_gen g)
 {
-	(void)c;
 	yajl_gen_array_open(g);
 	for (size_t i = 0; i < N_COMMANDS; i++) {
+		if (c->dm->probe.on && !qmp_commands[i].probe)
+			continue;
 		yajl_gen_map_open(g);
 		gen_pair(g, "name", qmp_commands[i].name);
 		yajl_gen_map_close(g);
@@ -286,6 +341,7 @@ static void qmp_dispatch(struct qmp_client *c)
 	const struct qmp_command *cmd = NULL;
 	yajl_gen g;
 
+	c->dm->qmp_answered++;
 	if (m->id_too_big)
 		return qmp_error(c, NULL, "GenericError", "QMP input member 'id' is too large");
 	if (m->unexpected[0])
@@ -297,7 +353,8 @@ static void qmp_dispatch(struct qmp_client *c)
 	if (m->bad_arguments)
 		return qmp_error(c, m, "GenericError", "QMP input member 'arguments' must be an object");
 	for (size_t i = 0; i < N_COMMANDS && !cmd; i++)
-		if (!strcmp(qmp_commands[i].name, m->execute))
+		if (!strcmp(qmp_commands[i].name, m->execute)
+		    && (qmp_commands[i].probe || !c->dm->probe.on))
 			cmd = &qmp_commands[i];
 	if (!c->negotiated && (!cmd || cmd->run != cmd_capabilities))
 		return qmp_error(c, m, "CommandNotFound", "Expecting capabilities negotiation "

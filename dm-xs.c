@@ -72,15 +72,16 @@ bool channel_present(struct dm *dm, const struct channel *ch)
 }
 
 /* Map each libxl-channelN to console device N.  libxl numbers both the same
- * way (the channel's devid), and xl 4.17 numbers channels from 0, which
- * libxl refuses as a console: channel 0 has a chardev but no device. */
+ * way (the channel's devid).  xl before 4.18.5, 4.19.2 and 4.20.1 numbers
+ * channels from 0, which libxl refuses as a console: channel 0 then has a
+ * chardev but no device.  Later xl numbers them from 1. */
 int find_channels(struct dm *dm)
 {
 	const struct config *c = &dm->cfg;
 
 	for (unsigned i = 0; i < c->n_chardev; i++) {
 		struct channel *ch = &dm->ch[dm->n_ch];
-		char bid[16];
+		char raw[XSP_MAX], bid[16];
 
 		if (c->chardev[i].monitor)
 			continue;
@@ -92,14 +93,18 @@ int find_channels(struct dm *dm)
 		dm->n_ch++;
 		/* Console 0 is the primary console, never a channel. */
 		if (ch->devid == 0) {
-			dm_log(dm, XTL_NOTICE, -1, "%s: no channel device 0 (xl 4.17 drops the "
-			       "first channel= entry): not served", ch->cd->id);
+			dm_log(dm, XTL_NOTICE, -1, "%s: no channel device 0 (xl before 4.18.5, "
+			       "4.19.2 and 4.20.1 drops the first channel= entry): not served",
+			       ch->cd->id);
 			continue;
 		}
 		/* The backend directory is the toolstack's (the frontend is the
 		 * guest's): it says whether the channel is this domain's to serve. */
+		/* The frontend's nodes are the guest's to write: they reach a
+		 * log line only as printable ASCII, as in the proxy's. */
 		if (!channel_present(dm, ch)) {
-			if (xs_read_leaf(dm->xs, ch->fe, "backend-id", bid, sizeof(bid))) {
+			if (xs_read_leaf(dm->xs, ch->fe, "backend-id", raw, sizeof(bid))) {
+				xs_copy_printable(bid, sizeof(bid), raw);
 				dm_log(dm, XTL_NOTICE, -1, "%s: its backend is domain %s, not this "
 				       "one: not served", ch->cd->id, bid);
 				continue;
@@ -107,7 +112,9 @@ int find_channels(struct dm *dm)
 			return refuse(dm, EX_NOINPUT, "%s: no console device %u (%s)",
 				      ch->cd->id, ch->devid, ch->be);
 		}
-		if (!xs_read_leaf(dm->xs, ch->fe, "name", ch->name, sizeof(ch->name)))
+		if (xs_read_leaf(dm->xs, ch->fe, "name", raw, sizeof(raw)))
+			xs_copy_printable(ch->name, sizeof(ch->name), raw);
+		else
 			snprintf(ch->name, sizeof(ch->name), "%u", ch->devid);
 		ch->served = true;
 	}

@@ -5,6 +5,7 @@
  * builds for QEMU; dm-xs.c is every xenstore path the dm touches; dm-proxies.c
  * starts, restarts and reaps the proxies; dm-qmp.c reads QMP commands and
  * writes the replies; dm-monitor.c is the QMP sockets and their clients;
+ * dm-probe.c answers libxl's command-line probe (Xen 4.20 and later);
  * dm-log.c is the qemu-dm log.
  */
 #ifndef XENCHAN_DM_H
@@ -35,7 +36,7 @@ struct xs_handle;
 #define MAX_CHARDEVS      40
 #define MAX_CHANNELS      32
 #define MAX_MONITORS      4
-#define CLIENTS_PER_MON   4              /* more wait in the listen backlog */
+#define CLIENTS_PER_MON   4              /* a fifth takes the idlest one's slot */
 #define ID_MAX            64             /* a chardev id */
 #define XSP_MAX           256            /* a xenstore path or value we read */
 #define SUN_MAX           sizeof(((struct sockaddr_un *)0)->sun_path)
@@ -105,6 +106,9 @@ struct dm;
 struct qmp_client {
 	struct dm *dm;
 	int fd;                          /* -1: free slot */
+	unsigned long conn;              /* which connection holds the slot */
+	unsigned long active;            /* dm->qmp_events when it last moved bytes */
+	int64_t active_ms;               /* and when */
 	yajl_handle y;
 	bool negotiated, closing;
 	size_t in_bytes;                 /* of the message being parsed */
@@ -116,6 +120,7 @@ struct qmp_client {
 struct monitor {
 	const struct chardev *cd;
 	int fd;
+	bool inherited;                  /* libxl's probe socket: not ours to unlink */
 	dev_t dev;                       /* of the socket we bound, so we never */
 	ino_t ino;                       /* unlink a successor's */
 	struct qmp_client client[CLIENTS_PER_MON];
@@ -147,6 +152,14 @@ struct dm {
 	unsigned n_ch;
 	struct monitor mon[MAX_MONITORS];
 	unsigned n_mon;
+	unsigned long qmp_conns, qmp_events;  /* counters: connections, activity */
+	unsigned qmp_answered;           /* commands answered */
+	struct {
+		bool on;                 /* this run is libxl's command-line probe */
+		bool quit;               /* QMP quit answered */
+		bool ending;             /* quit, or its client gone: end at SIGHUP */
+		int64_t deadline;        /* or then */
+	} probe;
 };
 
 /* ---- dm-log.c ------------------------------------------------------------------ */
@@ -159,6 +172,8 @@ int refuse(const struct dm *dm, int code, const char *fmt, ...)
 /* ---- dm-args.c ----------------------------------------------------------------- */
 
 int parse_argv(struct dm *dm, int argc, char **argv);
+/* libxl's command-line probe, exactly: the descriptor it passes, else -1. */
+int probe_argv(int argc, char **argv);
 bool channel_devid(const char *id, unsigned *devid);
 
 /* ---- dm-xs.c ------------------------------------------------------------------- */
@@ -192,6 +207,7 @@ int qmp_fail(struct qmp_client *c, const char *why);
 struct poll_who {
 	struct monitor *mon;
 	struct qmp_client *client;
+	unsigned long conn;              /* the connection polled in that slot */
 };
 #define MONITOR_PFD_MAX (MAX_MONITORS * (1 + CLIENTS_PER_MON))
 
@@ -200,14 +216,28 @@ void client_drop(struct qmp_client *c);
 /* Queue reply bytes; a client that leaves QMP_OUT_MAX unread is dropped. */
 void out_append(struct qmp_client *c, const void *p, size_t len);
 int monitor_open(struct dm *dm, struct monitor *mon);
+/* The listening socket libxl's probe passes (fd=N), taken as it is. */
+int monitor_adopt(struct dm *dm, struct monitor *mon, int fd);
+/* Accept no more clients (the socket closed, and unlinked if ours). */
+void monitor_unlisten(struct monitor *mon);
 void monitor_close(struct monitor *mon);
+unsigned monitor_clients(const struct monitor *mon);
 unsigned qmp_poll_set(struct dm *dm, struct pollfd *pfd, struct poll_who *who);
 void on_qmp(struct dm *dm, const struct pollfd *pfd, const struct poll_who *who,
 	    unsigned n);
 
+/* ---- dm-probe.c ---------------------------------------------------------------- */
+
+/* Serve libxl's probe on descriptor fd; its exit status. */
+int probe_run(struct dm *dm, int fd);
+/* Stop listening, and wait (bounded) for libxl's SIGHUP. */
+void probe_ending(struct dm *dm);
+
 /* ---- xenchan-dm.c -------------------------------------------------------------- */
 
 int64_t now_ms(void);                   /* CLOCK_MONOTONIC */
+/* dm->sfd: SIGTERM, SIGINT, SIGHUP, and SIGCHLD if children. */
+int open_signals(struct dm *dm, bool children);
 /* SIGTERM to every proxy; the first nonzero exit_code becomes ours. */
 void begin_stopping(struct dm *dm, int exit_code);
 

@@ -5,8 +5,8 @@ DM_PROXY_PATH ?=
 DM_PKGS    = xenstore xentoollog yajl
 DM_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(DM_PKGS) 2>/dev/null)
 DM_LIBS   := $(shell $(PKG_CONFIG) --libs $(DM_PKGS) 2>/dev/null)
-# The loop and its phases, then (dm.h) argv, xenstore, proxies, QMP, log.
-DM_SRCS    = xenchan-dm.c dm-args.c dm-xs.c dm-proxies.c dm-qmp.c dm-monitor.c dm-log.c \
+# The loop and its phases, then (dm.h) argv, xenstore, proxies, QMP, the probe, log.
+DM_SRCS    = xenchan-dm.c dm-args.c dm-xs.c dm-proxies.c dm-qmp.c dm-monitor.c dm-probe.c dm-log.c \
              log.c xs.c
 DM_OBJS    = $(DM_SRCS:%.c=$(B)/%.o)
 

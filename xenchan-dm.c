@@ -8,7 +8,9 @@
  * writes the device-model state libxl waits for once every proxy has its
  * endpoint open, and answers the QMP that libxl and libxenstat speak.
  * Checked against Xen 4.17's libxl_dm.c (argv, startup, destroy),
- * libxl_exec.c (the spawn), libxl_qmp.c (the client) and xenstat_qmp.c.
+ * libxl_exec.c (the spawn), libxl_qmp.c (the client) and xenstat_qmp.c, and
+ * against 4.18 to 4.22's (the same for a PV guest, but for 4.20's probe,
+ * which dm-probe.c answers).
  *
  * One poll loop: a signalfd (children, SIGTERM, SIGHUP), the xenstore watch
  * fd, the QMP listening sockets and their clients.  A timeout exists only
@@ -218,9 +220,24 @@ static int run(struct dm *dm)
 
 /* ---- setup and end ------------------------------------------------------------------ */
 
-static int setup(struct dm *dm)
+int open_signals(struct dm *dm, bool children)
 {
 	sigset_t mask;
+
+	sigemptyset(&mask);
+	if (children)
+		sigaddset(&mask, SIGCHLD);
+	sigaddset(&mask, SIGTERM);
+	sigaddset(&mask, SIGINT);
+	sigaddset(&mask, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0
+	    || (dm->sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC)) < 0)
+		return dm_log(dm, XTL_ERROR, errno, "signalfd"), EX_OSERR;
+	return 0;
+}
+
+static int setup(struct dm *dm)
+{
 	unsigned n;
 	int r;
 
@@ -230,14 +247,8 @@ static int setup(struct dm *dm)
 	unsetenv("LISTEN_PID");
 	unsetenv("LISTEN_FDNAMES");
 	find_proxy(dm);
-	sigemptyset(&mask);
-	sigaddset(&mask, SIGCHLD);
-	sigaddset(&mask, SIGTERM);
-	sigaddset(&mask, SIGINT);
-	sigaddset(&mask, SIGHUP);
-	if (sigprocmask(SIG_BLOCK, &mask, NULL) < 0
-	    || (dm->sfd = signalfd(-1, &mask, SFD_NONBLOCK | SFD_CLOEXEC)) < 0)
-		return dm_log(dm, XTL_ERROR, errno, "signalfd"), EX_OSERR;
+	if ((r = open_signals(dm, true)))
+		return r;
 	if (!(dm->xs = xs_open(0)))
 		return dm_log(dm, XTL_ERROR, errno, "xs_open (is xenstored running?)"), EX_UNAVAILABLE;
 	if ((r = check_domain(dm)) || (r = find_channels(dm)))
@@ -286,7 +297,7 @@ static void finish(struct dm *dm)
 int main(int argc, char **argv)
 {
 	static struct dm dm;
-	int r;
+	int r, fd;
 
 	dm.sfd = -1;
 	for (unsigned m = 0; m < MAX_MONITORS; m++) {
@@ -300,15 +311,21 @@ int main(int argc, char **argv)
 		printf("xenchan-dm %s\n", XENCHAN_VERSION);
 		return 0;
 	}
-	r = parse_argv(&dm, argc, argv);
-	if (!r)
-		r = setup(&dm);
-	if (!r)
-		r = run(&dm);
-	else if (children_alive(&dm))
-		run(&dm);
+	if ((fd = probe_argv(argc, argv)) >= 0) {
+		r = probe_run(&dm, fd);
+	} else {
+		r = parse_argv(&dm, argc, argv);
+		if (!r)
+			r = setup(&dm);
+		if (!r)
+			r = run(&dm);
+		else if (children_alive(&dm))
+			run(&dm);
+	}
 	finish(&dm);
-	dm_log(&dm, r ? XTL_ERROR : XTL_INFO, -1, "exiting with status %d", r);
+	/* A probe answered has said all in its one line. */
+	if (r || !dm.probe.on)
+		dm_log(&dm, r ? XTL_ERROR : XTL_INFO, -1, "exiting with status %d", r);
 	xtl_logger_destroy((xentoollog_logger *)dm.logger);
 	return r;
 }

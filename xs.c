@@ -106,8 +106,7 @@ static bool exists(struct xs_handle *h, const char *path)
 	return v != NULL;
 }
 
-/* Copy a possibly hostile string for a log line: printable ASCII only. */
-static void copy_printable(char *dst, size_t cap, const char *src)
+void xs_copy_printable(char *dst, size_t cap, const char *src)
 {
 	size_t i;
 
@@ -133,7 +132,7 @@ static void say_more(char *msg, size_t msglen, const char *item)
 	size_t used = strnlen(msg, msglen);
 	char clean[XS_NAME_MAX];
 
-	copy_printable(clean, sizeof(clean), item);
+	xs_copy_printable(clean, sizeof(clean), item);
 	if (used + 1 < msglen)
 		snprintf(msg + used, msglen - used, "%s%s", used ? ", " : "", clean);
 }
@@ -156,7 +155,7 @@ enum xs_result xs_find_domain(struct xs_handle *h, const char *arg,
 		snprintf(path, sizeof(path), "/local/domain/%lu/name", domid);
 		if (!read_str(h, path, name, sizeof(name)))
 			name[0] = '\0';
-		copy_printable(ch->domain_name, sizeof(ch->domain_name), name);
+		xs_copy_printable(ch->domain_name, sizeof(ch->domain_name), name);
 		return XSR_OK;
 	}
 	doms = xs_directory(h, XBT_NULL, "/local/domain", &n);
@@ -174,7 +173,7 @@ enum xs_result xs_find_domain(struct xs_handle *h, const char *arg,
 		say_more(names, sizeof(names), name);
 		if (strcmp(name, arg) == 0 && found++ == 0) {
 			ch->domid = domid;
-			copy_printable(ch->domain_name, sizeof(ch->domain_name), name);
+			xs_copy_printable(ch->domain_name, sizeof(ch->domain_name), name);
 		}
 	}
 	free(doms);
@@ -277,7 +276,7 @@ enum xs_result xs_find_channel(struct xs_handle *h, const char *arg,
 		unsigned long id;
 		xs_parse_uint(devids[idx], CONSOLE_DEVID_MAX, &id);
 		channel_paths(ch, id);
-		copy_printable(ch->name, sizeof(ch->name), names[idx] ? names[idx] : "");
+		xs_copy_printable(ch->name, sizeof(ch->name), names[idx] ? names[idx] : "");
 	} else {
 		char list[512] = "";
 		for (unsigned i = 0; i < n; i++)
@@ -616,7 +615,7 @@ enum xs_result xs_create_channel(struct xs_handle *h, struct xs_channel *ch,
 	unsigned want = ch->devid;
 
 	snprintf(lim, sizeof(lim), "%lu", limit);
-	copy_printable(ch->name, sizeof(ch->name), name);
+	xs_copy_printable(ch->name, sizeof(ch->name), name);
 	for (int attempt = 0; attempt < 64; attempt++) {
 		xs_transaction_t t = xs_transaction_start(h);
 		enum xs_result r;
@@ -786,7 +785,7 @@ static void read_leaf(struct xs_handle *h, const char *dir, const char *leaf,
 
 	join(path, dir, leaf);
 	if (read_str(h, path, raw, sizeof(raw)))
-		copy_printable(buf, cap, raw);
+		xs_copy_printable(buf, cap, raw);
 	else
 		buf[0] = '\0';
 }

@@ -46,6 +46,10 @@ enum xs_result {
 bool xs_parse_uint(const char *s, unsigned long max, unsigned long *out);
 /* The same, spelt as "%u" spells it: no leading zero. */
 bool xs_parse_canonical(const char *s, unsigned long max, unsigned long *out);
+/* A possibly hostile string (a guest's) for a log line: printable ASCII
+ * only, anything else as '?', cut to cap-1 bytes.  xenchan-dm's lines use it
+ * too. */
+void xs_copy_printable(char *dst, size_t cap, const char *src);
 /* dir/leaf as a NUL-terminated string of at most cap-1 bytes; false if
  * absent, longer, or holding a NUL (a guest trick). */
 struct xs_handle;

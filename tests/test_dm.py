@@ -4,8 +4,11 @@ Each test plays libxl 4.17: it writes the domain's nodes (xensim), starts
 xenchan-dm with the argv libxl__build_device_model_args_new builds for a PV
 guest, waits for device-model/D/state = running as libxl__spawn_local_dm
 does, talks QMP as libxl__ev_qmp does, and destroys the domain in
-libxl_domain_destroy's order.  Every wait has a deadline and waits on an
-event (a xenstore watch, a pidfd, inotify, a socket)."""
+libxl_domain_destroy's order.  The probe tests play libxl 4.20, which runs
+the device model once as a command-line probe first (libxl_dm.c, Xen commit
+1817e4c3c5), and its xl, which numbers channels from 1.  Every wait has a
+deadline and waits on an event (a xenstore watch, a pidfd, inotify, a
+socket)."""
 import json
 import os
 import re
@@ -29,8 +32,9 @@ MAN = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), 
 KIB = 1024
 
 # libxl__ev_qmp_init: ids start at "xlq\0"; the caller's command takes the
-# first (libxl__ev_qmp_send), qmp_capabilities the next (after the greeting).
-LIBXL_CMD_ID, LIBXL_CAPS_ID = 0x786c7100, 0x786c7101
+# first (libxl__ev_qmp_send), qmp_capabilities the next (after the greeting),
+# and a second command on the same connection the one after (the probe's quit).
+LIBXL_CMD_ID, LIBXL_CAPS_ID, LIBXL_NEXT_ID = 0x786c7100, 0x786c7101, 0x786c7102
 
 
 def be(d, n):
@@ -47,14 +51,20 @@ def dm_node(d, leaf=None):
 
 # ---- libxl's side ------------------------------------------------------------------
 
+def dm_binary(host):
+    """xenchan-dm, under XENCHAN_WRAPPER (valgrind) when set, as proxies are."""
+    return shlex.split(os.environ.get("XENCHAN_WRAPPER", "")) + [
+        os.path.join(host.build, "xenchan-dm")]
+
+
 def libxl_argv(host, d, name, channels, extra=(), mem=128):
     """The argv libxl 4.17 gives a PV guest's device model (libxl_dm.c,
-    libxl__build_device_model_args_new), host.dir standing for /var/run/xen.
-    channels: (devid, socket path or None for a pty) in config order."""
+    libxl__build_device_model_args_new), host.dir standing for /var/run/xen;
+    libxl 4.18 to 4.22 give the same.  channels: (devid, socket path or None
+    for a pty) in config order."""
     qmp = os.path.join(host.dir, "qmp-libxl-%d" % d)
     stat = os.path.join(host.dir, "qmp-libxenstat-%d" % d)
-    wrapper = shlex.split(os.environ.get("XENCHAN_WRAPPER", ""))   # valgrind, as for proxies
-    argv = wrapper + [os.path.join(host.build, "xenchan-dm"), "-xen-domid", str(d), "-no-shutdown",
+    argv = dm_binary(host) + ["-xen-domid", str(d), "-no-shutdown",
             "-chardev", "socket,id=libxl-cmd,path=%s,server=on,wait=off" % qmp,
             "-mon", "chardev=libxl-cmd,mode=control",
             "-chardev", "socket,id=libxenstat-cmd,path=%s,server=on,wait=off" % stat,
@@ -209,20 +219,25 @@ def libxl_destroy(host, dm, guests):
 
 # ---- a domain as xl creates it ------------------------------------------------------
 
-def two_channel_domain(host, name="web1"):
-    """xl create with
+def two_channel_domain(host, name="web1", xl="4.17"):
+    """xl create with two channels.  xl 4.17 (and any before 4.18.5, 4.19.2
+    and 4.20.1) is given
         channel = [ "name=unused, connection=pty",
                     "name=org.example.agent, connection=socket, path=DIR/agent.sock",
                     "name=org.example.console, connection=pty" ]
-    xl 4.17 numbers them 0, 1, 2; libxl refuses console 0 (no device), adds
-    devices 1 and 2, and still names all three chardevs.  Returns (domid,
-    socket path, guest 1, guest 2, argv)."""
+    and numbers them 0, 1, 2; libxl refuses console 0 (no device), adds
+    devices 1 and 2, and still names all three chardevs.  xl 4.20.4 (xl="4.20")
+    is given the same without the placeholder and numbers them 1, 2.
+    Returns (domid, socket path, guest 1, guest 2, argv)."""
     d = host.domain_create(name)
     sock = os.path.join(host.dir, "agent.sock")
     assert host.channel_add(d, "org.example.agent", devid=1, connection="socket", path=sock) == 1
     assert host.channel_add(d, "org.example.console", devid=2, connection="pty") == 2
     g1, g2 = host.guest(d, 1), host.guest(d, 2)
-    argv = libxl_argv(host, d, name, [(0, None), (1, sock), (2, None)])
+    chardevs = [(1, sock), (2, None)]
+    if xl == "4.17":
+        chardevs.insert(0, (0, None))
+    argv = libxl_argv(host, d, name, chardevs)
     return d, sock, g1, g2, argv
 
 
@@ -279,7 +294,8 @@ def test_libxl_startup_query_chardev_and_bytes_both_ways(host):
     pts = host.xs.read(fe(d, 2) + "/tty").decode()
     assert re.fullmatch(r"/dev/pts/\d+", pts) and os.path.exists(pts)
     assert host.xs.exists(dm_node(d, "backends/console"))
-    assert re.search(r"libxl-channel0: no channel device 0 \(xl 4\.17 drops", dm.log())
+    assert re.search(r"libxl-channel0: no channel device 0 \(xl before 4\.18\.5, 4\.19\.2 "
+                     r"and 4\.20\.1 drops the first channel= entry\): not served", dm.log())
     # The proxies inherit the log (stdio) and nothing else of ours.
     mine = open_files(dm.proc.pid)
     for n in (1, 2):
@@ -517,6 +533,267 @@ def test_idle_dm_makes_no_wakeups(host):
     before = wait_asleep(dm.proc.pid)
     select.select([], [], [], 2.0)
     assert thread_switches(dm.proc.pid) == before
+
+
+@pytest.mark.timeout(90)
+def test_idle_qmp_clients_cannot_keep_libxl_waiting(host):
+    """Six clients connect and say nothing; libxl's query-chardev must still
+    be answered.  Each newcomer beyond 4 takes the slot of the client idle
+    longest, which is dropped (and logged); the newest stay served."""
+    d, sock, g1, g2, argv = two_channel_domain(host)
+    dm = start_dm(host, argv, d)
+    idle = []
+    for i in range(6):
+        q = QMPConn(dm.qmp)
+        try:
+            assert "QMP" in q.recv()
+        except TimeoutError:
+            pytest.fail("idle client %d was never greeted: it waits in the listen "
+                        "backlog behind %d idle ones" % (i + 1, i))
+        idle.append(q)
+    try:
+        chardevs = {c["label"] for c in libxl_qmp(dm.qmp, "query-chardev")}
+        assert {"libxl-channel1", "libxl-channel2"} <= chardevs
+        # Dropped, oldest first: clients 1 and 2 for the 5th and 6th, 3 for libxl.
+        for q in idle[:3]:
+            assert q.at_eof()
+        for i, q in enumerate(idle[3:], 4):
+            q.send(b'{"execute":"qmp_capabilities","id":%d}\r\n' % i)
+            assert q.recv() == {"return": {}, "id": i}
+        assert len(re.findall(r"QMP libxl-cmd: all 4 client slots taken: dropping the one "
+                              r"idle for \d+ ms for a new client", dm.log())) == 3
+    finally:
+        for q in idle:
+            q.close()
+
+
+@pytest.mark.timeout(60)
+def test_guest_written_names_logged_printable(host):
+    """The frontend's name and backend-id are the guest's to write: in the
+    dm's log they appear as printable ASCII only, as in the proxy's, so a
+    guest cannot forge a log line or send terminal escapes."""
+    d, sock, g1, g2, argv = two_channel_domain(host)
+    drv = host.domain_create("driver")           # a backend domain other than ours
+    assert host.channel_add(d, "org.example.elsewhere", devid=3, backend_domid=drv) == 3
+    host.xs.write(fe(d, 1) + "/name", "agent\nxenchan-dm: forged\x1b[2J")
+    host.xs.write(fe(d, 3) + "/backend-id", "%d\x1b]0;x\x07\n" % drv)
+    argv = argv[:argv.index("-nodefaults")] + ["-chardev", "pty,id=libxl-channel3"] + \
+        argv[argv.index("-nodefaults"):]
+    dm = start_dm(host, argv, d)
+    log = dm.log()
+    assert re.search(r"for channel agent\?xenchan-dm: forged\?\[2J\b", log), log
+    assert "libxl-channel3: its backend is domain %d?]0;x??, not this one: not served" % drv \
+        in log, log
+    assert not re.search(r"[^\x20-\x7e\n]", log), log
+    assert not re.search(r"^xenchan-dm: forged", log, re.M), log
+
+
+# ---- libxl 4.20's command-line probe ------------------------------------------------------
+
+def probe_argv(host, fd):
+    """What libxl 4.20 runs first (libxl_dm.c, libxl__spawn_local_dm): the
+    device model's binary with no guest and QMP on the listening socket fd."""
+    return dm_binary(host) + [
+        "-S", "-no-user-config", "-nodefaults", "-nographic", "-machine", "none,accel=xen",
+        "-chardev", "socket,id=libxl-cmd,fd=%d,server=on,wait=off" % fd,
+        "-mon", "chardev=libxl-cmd,mode=control"]
+
+
+class Probe:
+    """libxl 4.20's probe of domain d, as libxl__spawn_local_dm runs it:
+    libxl__pre_open_qmp_socket binds qmp-libxl-D (blocking, inheritable,
+    backlog 1); libxl__ev_qmp_send connects before the spawn; the probe
+    runs in its own session with stdin /dev/null and stdout and stderr to
+    qemu-probe-NAME.log, its pid in /local/domain/D/image/device-model-pid;
+    libxl then closes its copy of the listening socket.  .sock is libxl's
+    QMP connection, read as libxl__ev_qmp reads it."""
+
+    def __init__(self, host, d, name="web1", edit=None):
+        self.host, self.domid = host, d
+        self.path = os.path.join(host.dir, "qmp-libxl-%d" % d)
+        if os.path.lexists(self.path):
+            os.unlink(self.path)
+        listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        listener.bind(self.path)
+        listener.listen(1)
+        fd = listener.fileno()
+        os.set_inheritable(fd, True)
+        self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.sock.connect(self.path)
+        self.buf = b""
+        self.log_path = os.path.join(host.dir, "qemu-probe-%s.log" % name)
+        argv = probe_argv(host, fd)
+        if edit:
+            argv = edit(argv)
+        with open(self.log_path, "wb") as f:
+            self.proc = subprocess.Popen(argv, env=host.env, stdin=subprocess.DEVNULL, stdout=f,
+                                         stderr=subprocess.STDOUT, pass_fds=(fd,),
+                                         start_new_session=True)
+        host._procs.append((self.proc, self.log_path, signal.SIGTERM))
+        host.xs.write("/local/domain/%d/image/device-model-pid" % d, str(self.proc.pid))
+        listener.close()
+
+    def log(self):
+        with open(self.log_path, errors="replace") as f:
+            return f.read()
+
+    def recv_raw(self, timeout=10):
+        """One message's bytes, "\r\n" included (qmp_ev_get_next_msg)."""
+        deadline = time.monotonic() + timeout
+        while b"\r\n" not in self.buf:
+            left = deadline - time.monotonic()
+            if left <= 0 or not select.select([self.sock], [], [], left)[0]:
+                raise TimeoutError("no QMP message within %gs" % timeout)
+            chunk = self.sock.recv(65536)
+            if not chunk:
+                raise EOFError("the probe hung up: %s" % self.log())
+            self.buf += chunk
+        msg, self.buf = self.buf.split(b"\r\n", 1)
+        return msg + b"\r\n"
+
+    def libxl_kill(self):
+        """libxl__kill_xs_path: SIGHUP to the pid recorded for the probe."""
+        pid = int(self.host.xs.read("/local/domain/%d/image/device-model-pid" % self.domid))
+        os.kill(pid, signal.SIGHUP)
+
+
+PROBE_LINE = (r"xenchan-dm: info: libxl's command-line probe: %d QMP commands answered%s; "
+              r"exiting with status 0 %s\n")
+
+
+def libxl_probe_exchange(probe):
+    """What libxl 4.20 says to its probe, byte for byte (libxl_qmp.c,
+    qmp_prepare_cmd: yajl without spaces, then "\r\n"), and what the answers
+    must be: the greeting; qmp_capabilities (id "xlq\0" + 1); the caller's
+    query-command-line-options (id "xlq\0"), read as
+    device_model_probe_cmdline reads it; quit (id "xlq\0" + 2).  Returns the
+    options answered."""
+    greeting = probe.recv_raw()
+    assert re.fullmatch(rb'\{"QMP":\{"version":\{"qemu":\{"micro":0,"minor":2,"major":7\},'
+                        rb'"package":"xenchan-dm [^"]+"\},"capabilities":\[\]\}\}\r\n',
+                        greeting), greeting
+    send_all(probe.sock, b'{"execute":"qmp_capabilities","id":2020372737}\r\n')
+    assert probe.recv_raw() == b'{"return":{},"id":2020372737}\r\n'
+    send_all(probe.sock, b'{"execute":"query-command-line-options","id":2020372736}\r\n')
+    raw = probe.recv_raw()
+    reply = json.loads(raw)
+    assert reply["id"] == LIBXL_CMD_ID and isinstance(reply["return"], list), raw
+    options = {}
+    for o in reply["return"]:
+        assert isinstance(o["option"], str), o          # else libxl: ERROR_QEMU_API
+        params = o["parameters"]
+        assert isinstance(params, list) and all(isinstance(p["name"], str) for p in params), o
+        options[o["option"]] = {p["name"]: p["type"] for p in params}
+    send_all(probe.sock, b'{"execute":"quit","id":2020372738}\r\n')
+    assert probe.recv_raw() == b'{"return":{},"id":2020372738}\r\n'
+    return options
+
+
+@pytest.mark.timeout(60)
+def test_libxl_420_probe_answered(host):
+    d = host.domain_create("web1")
+    probe = Probe(host, d)
+    options = libxl_probe_exchange(probe)
+    # Only what the device model proper takes.  No "run-with": libxl then
+    # asks -chroot for dm_restrict and -runas for device_model_user, both
+    # refused by name (78), never an option xenchan-dm cannot read.
+    assert options == {"chardev": {"id": "string", "path": "string", "server": "boolean",
+                                   "wait": "boolean"},
+                       "mon": {"chardev": "string", "mode": "string"}}
+    # quit closed the listening socket (the device model proper binds the
+    # same path next, and would refuse a live one) but left libxl's path.
+    with pytest.raises(ConnectionRefusedError):
+        socket.socket(socket.AF_UNIX).connect(probe.path)
+    assert os.path.lexists(probe.path)
+    # libxl hangs up once it has quit's answer (device_model_probe_quit);
+    # the probe is still there for libxl's SIGHUP, which follows.
+    probe.sock.close()
+    assert alive(probe.proc.pid)
+    probe.libxl_kill()
+    assert wait_proc_exit(probe.proc, 15) == 0
+    assert re.fullmatch(PROBE_LINE % (3, ", quit included", "on SIGHUP"), probe.log()), probe.log()
+    assert os.path.lexists(probe.path)
+
+
+@pytest.mark.timeout(60)
+def test_libxl_420_create_probe_then_channels_without_placeholder(host):
+    """xl 4.20.4 create of a two-channel guest: the probe on qmp-libxl-D,
+    then the device model proper on the same path, with xl's numbering from
+    1 (no placeholder, no libxl-channel0): both channels served."""
+    d, sock, g1, g2, argv = two_channel_domain(host, xl="4.20")
+    probe = Probe(host, d)
+    libxl_probe_exchange(probe)
+    probe.sock.close()
+    probe.libxl_kill()
+    assert wait_proc_exit(probe.proc, 15) == 0
+    dm = start_dm(host, argv, d)
+    connected(host, d, 1)
+    connected(host, d, 2)
+    assert "no channel device 0" not in dm.log()
+    chardevs = {c["label"]: c for c in libxl_qmp(dm.qmp, "query-chardev")}
+    assert set(chardevs) == {"libxl-cmd", "libxenstat-cmd", "libxl-channel1", "libxl-channel2"}
+    with wait_socket_connectable(sock) as c, g1.connect() as t:
+        exchange(c, t, 64 * KIB)
+    libxl_destroy(host, dm, [g1, g2])
+    assert dm.wait() == 0
+
+
+@pytest.mark.timeout(60)
+def test_libxl_420_probe_client_gone_without_quit(host):
+    """libxl gives up after query-command-line-options (an answer it cannot
+    read, say) and hangs up: the probe exits 0 by itself, after waiting 5 s
+    for a SIGHUP that does not come here."""
+    d = host.domain_create("web1")
+    probe = Probe(host, d)
+    probe.recv_raw()
+    send_all(probe.sock, b'{"execute":"qmp_capabilities","id":2020372737}\r\n')
+    probe.recv_raw()
+    send_all(probe.sock, b'{"execute":"query-version","id":2020372736}\r\n')
+    assert json.loads(probe.recv_raw())["return"]["package"].startswith("xenchan-dm ")
+    send_all(probe.sock, b'{"execute":"query-chardev","id":2020372738}\r\n')
+    assert json.loads(probe.recv_raw())["error"]["class"] == "CommandNotFound"
+    probe.sock.close()
+    assert wait_proc_exit(probe.proc, 20) == 0
+    assert re.fullmatch(PROBE_LINE % (3, ", then the client hung up before quit",
+                                      "after 5 s without SIGHUP"), probe.log()), probe.log()
+
+
+def _probe_with(extra):
+    return lambda a: a + extra
+
+
+def _probe_swap(old, new):
+    return lambda a: [new if w == old else w for w in a]
+
+
+PROBE_REFUSALS = {
+    # name: (argv edit, exit code, log pattern); anything but libxl's exact
+    # probe goes to the device model's parser, which refuses -S first.
+    "with a domid": (_probe_with(["-xen-domid", "3"]), EX_CONFIG,
+                     r"-S: a device model started paused \(dm_restrict=1\): only QEMU"),
+    "another machine": (_probe_swap("none,accel=xen", "none"), EX_CONFIG, r"-S: a device model"),
+    "a path": (lambda a: [re.sub(r"fd=\d+", "path=/tmp/x", w) for w in a], EX_CONFIG,
+               r"-S: a device model"),
+    "fd with a sign": (lambda a: [re.sub(r"fd=", "fd=+", w) for w in a], EX_CONFIG,
+                       r"-S: a device model"),
+    "one more option": (_probe_with(["-name", "web1"]), EX_CONFIG, r"-S: a device model"),
+    "not a socket": (lambda a: [re.sub(r"fd=\d+", "fd=0", w) for w in a], EX_USAGE,
+                     r"QMP libxl-cmd: descriptor 0 is not a listening Unix stream socket"),
+    "not open": (lambda a: [re.sub(r"fd=\d+", "fd=987", w) for w in a], EX_USAGE,
+                 r"QMP libxl-cmd: descriptor 987 is not a listening Unix stream socket"),
+}
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("case", sorted(PROBE_REFUSALS))
+def test_probe_argv_variants_refused(host, case):
+    edit, code, pattern = PROBE_REFUSALS[case]
+    d = host.domain_create("web1")
+    probe = Probe(host, d, edit=edit)
+    assert wait_proc_exit(probe.proc, 15) == code, probe.log()
+    assert re.search(pattern, probe.log()), probe.log()
+    with pytest.raises((EOFError, ConnectionResetError)):
+        probe.recv_raw()
 
 
 # ---- refusals ----------------------------------------------------------------------------

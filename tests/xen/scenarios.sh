@@ -83,6 +83,21 @@ xs_clean() { # D DEVID
 }
 
 # ---- guests -------------------------------------------------------------------
+# A channel= line with these entries, as this profile's xl needs it: xl
+# before 4.18.5, 4.19.2 and 4.20.1 (XT_XL_DROPS_FIRST=1, Debian 12's 4.17)
+# gives the first entry devid 0, which libxl does not create, so a
+# placeholder goes first; later xl numbers entries from 1, where a
+# placeholder would be a real channel.  Either way the entries given are
+# devices 1, 2...
+channel_cfg() { # ENTRY...
+	list=
+	[ "$XT_XL_DROPS_FIRST" = 1 ] && list='"name=unused, connection=pty"'
+	for e; do
+		list="${list:+$list, }\"$e\""
+	done
+	echo "channel = [ $list ]"
+}
+
 guest_cfg() { # NAME [EXTRA-CONFIG-LINES]
 	cat > /tmp/$1.cfg <<EOF
 name = "$1"
@@ -99,12 +114,13 @@ $2
 EOF
 }
 
-# Start guest NAME unless it runs; wait until its /init answers.
+# Start guest NAME unless it runs; wait until its /init answers.  xl's
+# output in /tmp/xl-create.NAME (XL_V=-vvv: libxl's debug log too).
 need_guest() { # NAME [EXTRA-CONFIG-LINES]
 	xl domid "$1" >/dev/null 2>&1 && return 0
 	guest_cfg "$1" "$2"
 	t=$(now)
-	if ! timeout 90 xl create /tmp/$1.cfg > /tmp/xl-create.$1 2>&1; then
+	if ! timeout 90 xl $XL_V create /tmp/$1.cfg > /tmp/xl-create.$1 2>&1; then
 		fail "xl create $1: $(tail -n 6 /tmp/xl-create.$1 | tr "\n" " ")"
 		return 1
 	fi
@@ -568,11 +584,12 @@ measure_backend() { # WHO D DEVID PID
 
 s_qemu() {
 	[ -x /usr/libexec/xen-qemu-system-i386 ] || { fail "no qemu-system-xen in dom0"; return; }
-	need_guest g3 'channel = [ "name=unused, connection=pty", "name=org.example.q, connection=socket, path=/run/q.sock" ]' || return
+	need_guest g3 "$(channel_cfg "name=org.example.q, connection=socket, path=/run/q.sock")" || return
 	d=$(xl domid g3)
 	devid=$(devid_of "$d" org.example.q)
 	[ -n "$devid" ] || { fail "xl made no org.example.q channel"; return; }
-	devid_of "$d" unused > /dev/null && fail "the first channel= entry was not dropped (xl 4.17 quirk gone?)"
+	[ "$XT_XL_DROPS_FIRST" = 1 ] && devid_of "$d" unused > /dev/null &&
+		fail "xl $XT_XEN did not drop the first channel= entry"
 	qpid=$(pidof xen-qemu-system-i386)
 	[ -n "$qpid" ] || { fail "xl started no QEMU"; return; }
 	f=/local/domain/$d/device/console/$devid
@@ -669,10 +686,13 @@ s_saverestore() {
 # ---- 10. xenchan-dm: channel= lines served with no QEMU (issue #9) ---------------
 # libxl runs xenchan-dm in QEMU's place (device_model_override); QEMU is moved
 # aside while the guest is created, so nothing could have fallen back to it.
-# Asserted: one proxy per channel; bytes both ways on the socket channel;
-# xl console on the pty one (libxl learnt the pty from our QMP); after xl
-# destroy, no process and no node of it.  Noted: the memory of xenchan-dm
-# and its proxies (scenario 4 gives QEMU's).
+# Asserted: the channel= entries are devices 1 and 2 (after a placeholder
+# only where xl drops the first entry); one proxy per channel; bytes both
+# ways on the socket channel; xl console on the pty one (libxl learnt the
+# pty from our QMP); libxl 4.20's probe answered at create and restore (and
+# no probe before 4.20); no error of libxl's; after xl destroy, no process
+# and no node of it.  Noted: the memory of xenchan-dm and its proxies
+# (scenario 4 gives QEMU's).
 pids_of_parent() { # PPID: the pids of its children
 	for st in /proc/[0-9]*/stat; do
 		awk -v pp="$1" '$4 == pp { print $1 }' "$st" 2>/dev/null
@@ -680,18 +700,55 @@ pids_of_parent() { # PPID: the pids of its children
 }
 rss_of() { sed -n 's/^VmRSS:[^0-9]*\([0-9]*\).*/\1/p' /proc/$1/status 2>/dev/null; }
 
+# libxl 4.20 and later run the device model as a command-line probe first
+# (XT_PROBE=1): it must have been answered (its one line in
+# qemu-probe-NAME.log) and still been there for libxl's SIGHUP (libxl's
+# debug line "... probe signaled"; "already exited" is an error).  Before
+# 4.20 there is no probe.  In every case, no error line of libxl's in xl's
+# output (XL_V=-vvv) but, where xl drops the first channel= entry, the one
+# that says so (libxl refuses it as console 0).
+DROPPED_ENTRY="libxl__device_console_add: Domain [0-9]*:Primary console has invalid configuration"
+dm_probe_check() { # WHAT XL-OUTPUT
+	if [ "$XT_XL_DROPS_FIRST" = 1 ]; then
+		grep -q "libxl: error: .*$DROPPED_ENTRY" "$2" || fail "$1: libxl did not refuse the first entry"
+		grep "libxl: error" "$2" | grep -v "$DROPPED_ENTRY" > /tmp/xl-errors.dm
+	else
+		grep "libxl: error" "$2" > /tmp/xl-errors.dm
+	fi
+	[ -s /tmp/xl-errors.dm ] && fail "$1: libxl: $(head -n 3 /tmp/xl-errors.dm | tr '\n' ' ')"
+	plog=/var/log/xen/qemu-probe-g5.log
+	if [ "$XT_PROBE" = 1 ]; then
+		grep -q "qemu command-line probe signaled" "$2" ||
+			fail "$1: libxl did not find its probe alive to signal it: $(grep -i probe "$2" | tail -n 2 | tr '\n' ' ')"
+		want="xenchan-dm: info: libxl's command-line probe: 3 QMP commands answered, quit included; exiting with status 0 on SIGHUP"
+		[ "$(cat $plog 2>/dev/null)" = "$want" ] || fail "$1: $plog: $(cat $plog 2>&1 | tr '\n' ' ')"
+		note "$1: probe answered ($(sed 's/.*probe: //' $plog 2>/dev/null))"
+	elif [ -e $plog ]; then
+		fail "$1: libxl ran a probe on Xen $XT_XEN: $(cat $plog)"
+	fi
+}
+
 s_dm() {
 	dm=$(command -v xenchan-dm) || { fail "no xenchan-dm in dom0"; return; }
 	q=/usr/libexec/xen-qemu-system-i386
 	[ -e $q ] && mv $q $q.aside
-	GUEST_MEM=128 need_guest g5 "device_model_override = \"$dm\"
-channel = [ \"name=unused, connection=pty\", \"name=org.example.ds, connection=socket, path=/run/ds.sock\", \"name=org.example.dp, connection=pty\" ]"
+	XL_V=-vvv GUEST_MEM=128 need_guest g5 "device_model_override = \"$dm\"
+$(channel_cfg "name=org.example.ds, connection=socket, path=/run/ds.sock" "name=org.example.dp, connection=pty")"
 	rc=$?
 	[ -e $q.aside ] && mv $q.aside $q
 	[ $rc = 0 ] || return
 	d=$(xl domid g5)
 	ds=$(devid_of "$d" org.example.ds) dp=$(devid_of "$d" org.example.dp)
 	[ -n "$ds" ] && [ -n "$dp" ] || { fail "channels: ds '$ds' dp '$dp'"; timeout 60 xl destroy g5; return; }
+	[ "$ds" = 1 ] && [ "$dp" = 2 ] || fail "the channel= entries are devices $ds and $dp, not 1 and 2"
+	devid_of "$d" unused > /dev/null && fail "xl $XT_XEN made a channel of the placeholder"
+	dmlog=/var/log/xen/qemu-dm-g5.log
+	if [ "$XT_XL_DROPS_FIRST" = 1 ]; then
+		grep -q "libxl-channel0: no channel device 0" $dmlog || fail "xenchan-dm saw no dropped entry 0"
+	else
+		grep -q "libxl-channel0" $dmlog && fail "xl $XT_XEN gave xenchan-dm a libxl-channel0"
+	fi
+	dm_probe_check "create" /tmp/xl-create.g5
 	dmpid=$(pidof xenchan-dm)
 	[ -n "$dmpid" ] || { fail "xl started no xenchan-dm"; timeout 60 xl destroy g5; return; }
 	pidof xen-qemu-system-i386 > /dev/null && fail "a QEMU runs"
@@ -728,10 +785,11 @@ channel = [ \"name=unused, connection=pty\", \"name=org.example.ds, connection=s
 	# domid, before the guest resumes.
 	t=$(now)
 	if timeout 120 xl save g5 /save/g5.save > /tmp/xl-save.g5 2>&1 &&
-		timeout 120 xl restore /save/g5.save > /tmp/xl-restore.g5 2>&1; then
+		timeout 120 xl -vvv restore /save/g5.save > /tmp/xl-restore.g5 2>&1; then
 		d1=$d d=$(xl domid g5)
 		cp /tmp/gseq.$d1 /tmp/gseq.$d
 		note "xl save + restore $(since "$t") s, domid $d1 -> $d"
+		dm_probe_check "restore" /tmp/xl-restore.g5
 		kill -0 "$dmpid" 2>/dev/null && fail "the old xenchan-dm still runs"
 		dmpid=$(pidof xenchan-dm)
 		kids=$(pids_of_parent "$dmpid" | tr '\n' ' ')
