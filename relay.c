@@ -69,8 +69,8 @@ void ring_release(struct proxy *p)
 	xengnttab_unmap(p->gnt, p->page, 1);
 	p->page = NULL;
 	p->event_port = -1;
-	p->storm_masked = false;
-	p->storm_events = 0;
+	p->storm.masked = p->storm.looked = p->storm.grace = false;
+	p->storm.events = 0;
 	plog(p, XTL_INFO, -1, "ring released");
 }
 
