@@ -639,6 +639,21 @@ static void hostile_event_storm(struct guest *g)
 	logf_(g, "hostile: %" PRIu64 " notifications without data", g->hostile_arg);
 }
 
+/* in_cons swung back one byte and forward again, ARG times, notifying each
+ * time: an index that moves without any byte crossing. */
+static void hostile_swing_in_cons(struct guest *g)
+{
+	struct xencons_interface *x = g->page;
+	uint32_t c = x->in_cons;
+
+	for (uint64_t i = 0; i < g->hostile_arg; i++) {
+		x->in_cons = c - (uint32_t)(~i & 1);
+		__atomic_thread_fence(__ATOMIC_RELEASE);
+		notify_backend(g);
+	}
+	logf_(g, "hostile: in_cons swung %" PRIu64 " times, notified", g->hostile_arg);
+}
+
 static const struct hostile_mode hostile_modes[] = {
 	{ "bad-out-prod", "publish out_prod = out_cons + 100000 and notify",
 	  0, hostile_bad_out_prod, false },
@@ -652,6 +667,8 @@ static const struct hostile_mode hostile_modes[] = {
 	  10000, hostile_moving_out_prod, false },
 	{ "bad-in-cons", "publish in_cons = in_prod + 5000 and notify",
 	  0, hostile_bad_in_cons, true },
+	{ "swing-in-cons", "move in_cons back one and forward again, ARG times "
+	  "(default 100000), notifying each time", 100000, hostile_swing_in_cons, false },
 };
 
 /* ---- the device's life -------------------------------------------------- */
