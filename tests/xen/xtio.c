@@ -221,6 +221,30 @@ static int wait_fd(int fd, short events, double deadline)
 	return 0;
 }
 
+/* A connected Unix stream socket to path, retrying while it is absent or
+ * refuses; -1 (errno from connect) once deadline (now() seconds) passed. */
+static int connect_unix(const char *path, double deadline)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd, err;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	for (;;) {
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			die("socket");
+		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+			return fd;
+		err = errno;
+		close(fd);
+		if (now() > deadline) {
+			errno = err;
+			return -1;
+		}
+		usleep(50000);
+	}
+}
+
 static int echo(int fd, long bytes, double secs)
 {
 	double deadline = now() + secs;
@@ -264,7 +288,6 @@ static int cmp_u64(const void *a, const void *b)
 #define PING_WARMUP 10
 static int ping(const char *path, long count, double secs)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	double deadline = now() + secs;
 	uint64_t *rtt = calloc(count > 0 ? count : 1, sizeof(*rtt));
 	char c = 'p';
@@ -272,18 +295,9 @@ static int ping(const char *path, long count, double secs)
 
 	if (!rtt || count <= 0)
 		return 64;
-	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
-	for (;;) {
-		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-		if (fd < 0)
-			die("socket");
-		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
-			break;
-		close(fd);
-		if (now() > deadline)
-			die(path);
-		usleep(50000);
-	}
+	fd = connect_unix(path, deadline);
+	if (fd < 0)
+		die(path);
 	for (long i = 0; i < PING_WARMUP + count; i++) {
 		double t0 = now();
 		ssize_t n;
@@ -370,21 +384,11 @@ int main(int argc, char **argv)
 	double t0 = now(), deadline = t0 + deadline_s;
 
 	if (!strcmp(mode, "unix")) {
-		struct sockaddr_un sa = { .sun_family = AF_UNIX };
-		snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", target);
-		for (;;) {
-			fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-			if (fd < 0)
-				die("socket");
-			if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
-				break;
-			if (now() > deadline) {
-				fprintf(stderr, "xtio: connect %s: %s\n", target, strerror(errno));
-				fprintf(stderr, "xtio: sent 0 recvd 0 secs %.3f end timeout\n", now() - t0);
-				return 124;
-			}
-			close(fd);
-			usleep(50000);
+		fd = connect_unix(target, deadline);
+		if (fd < 0) {
+			fprintf(stderr, "xtio: connect %s: %s\n", target, strerror(errno));
+			fprintf(stderr, "xtio: sent 0 recvd 0 secs %.3f end timeout\n", now() - t0);
+			return 124;
 		}
 	} else if (!strcmp(mode, "tty")) {
 		fd = open(target, O_RDWR | O_NOCTTY);
