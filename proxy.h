@@ -112,6 +112,8 @@ struct proxy {
 	struct timespec retry_start;
 	bool notify_due;
 	bool in_full;                    /* in[] had no room for the client's bytes */
+	bool in_filled;                  /* the last pump_in filled in[] to the brim */
+	unsigned long long caught_up;    /* rounds of catch_up (xenchan-proxy.c) that found more */
 	bool created;                    /* we hot-plugged it: unplug on stop */
 	bool ready_sent;                 /* systemd has had READY=1 */
 	bool draining;                   /* stopping once the client has what is held */

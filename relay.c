@@ -348,6 +348,7 @@ static void put_saved_in(struct proxy *p, const struct iovec *iov, int cnt, size
 	ring_iov_copy_in(iov, cnt, tmp, n);
 	ring_produce(&p->in, n);
 	held_drop(&p->in_saved, n);
+	p->in_filled = n == room;
 	p->notify_due = true;
 }
 
@@ -363,6 +364,7 @@ void pump_in(struct proxy *p)
 		return;
 	room = ring_writable(&p->in, iov, &cnt);
 	p->in_full = room == 0;
+	p->in_filled = false;
 	if (room <= 0) {
 		if (room < 0)
 			protocol_error(p, "in_cons runs behind in_prod by more than in[]");
@@ -375,6 +377,7 @@ void pump_in(struct proxy *p)
 	if (!endpoint_has_client(&p->ep) || p->ep.read_eof)
 		return;
 	r = readv(p->ep.rfd, iov, cnt);
+	p->in_filled = r == room;
 	if (r > 0) {
 		transcript_add(p, "in", iov, cnt, r);
 		ring_produce(&p->in, r);
