@@ -52,6 +52,7 @@ PERF_SYSCALLS = ["poll", "ppoll", "epoll_wait", "epoll_pwait", "epoll_ctl", "rec
 # A reference the proxy beats by more than this factor is no bound: the cell
 # says "reference invalid" instead of a goal verdict.
 REFERENCE_SLACK = 1.10
+LATENCY_CHUNKS = 10      # turns each of the proxy's path and the reference's takes
 # The syscall floor per ring-full is the reference's count plus the client's
 # writev/readv; counts within 5 % of it meet it.
 SYSCALL_FLOOR_SLACK = 1.05
@@ -441,10 +442,9 @@ class Bench:
         self.r["throughput_repetitions"] = reps
 
     # -- 2. latency ----------------------------------------------------------------------
-    def ping(self, h, g, name):
+    def ping(self, h, g, name, count, warmup):
         path = os.path.join(h.dir, "rtt-%s.txt" % name)
-        pg = self.client(h, "ping", "--connect", g.sock_path, self.args.round_trips,
-                         self.args.round_trips // 10, path)
+        pg = self.client(h, "ping", "--connect", g.sock_path, count, warmup, path)
         read_line(pg, 600, "benchcli ping")
         pg.wait()
         return [int(x) for x in open(path)]
@@ -454,27 +454,35 @@ class Bench:
         d, n = self.new_channel(h, "lat-p")
         sock = os.path.join(h.dir, "p%d.sock" % d)
         p = self.proxy(h, d, sock)
-        echo = self.client(h, "echo", "--connect", sock)
+        echo_p = self.client(h, "echo", "--connect", sock)
         self.wait_accepted(h, p)
-        g = h.guest(d, n)
+        g_p = h.guest(d, n)
         h.wait_xs("/local/domain/0/backend/console/%d/%d/state" % (d, n), "4")
-        rtt_p = self.ping(h, g, "proxy")
-        self.end_channel(h, d, p, echo)
         # The same path with mini-backend relaying to the same echo client
         # over a socketpair: what the ring and the guest cost by themselves.
-        d, n = self.new_channel(h, "lat-m")
+        d_m, n_m = self.new_channel(h, "lat-m")
         a, b = socket.socketpair()
-        mb = h.spawn([os.path.join(self.sim, "mini-backend"), str(d), str(n)], stdin=a.fileno(),
-                     stdout=a.fileno(), stderr=open(os.path.join(h.dir, "mb-lat.log"), "wb"))
-        echo = h.spawn([self.cli, "echo", "--fd", str(b.fileno())], stdout=subprocess.PIPE,
-                       pass_fds=[b.fileno()])
-        read_line(echo, 10, "benchcli echo")
+        mb = h.spawn([os.path.join(self.sim, "mini-backend"), str(d_m), str(n_m)],
+                     stdin=a.fileno(), stdout=a.fileno(),
+                     stderr=open(os.path.join(h.dir, "mb-lat.log"), "wb"))
+        echo_m = h.spawn([self.cli, "echo", "--fd", str(b.fileno())], stdout=subprocess.PIPE,
+                         pass_fds=[b.fileno()])
+        read_line(echo_m, 10, "benchcli echo")
         a.close()
         b.close()
-        g = h.guest(d, n)
-        h.wait_xs("/local/domain/0/backend/console/%d/%d/state" % (d, n), "4")
-        rtt_m = self.ping(h, g, "baseline")
-        self.end_channel(h, d, mb, echo)
+        g_m = h.guest(d_m, n_m)
+        h.wait_xs("/local/domain/0/backend/console/%d/%d/state" % (d_m, n_m), "4")
+        # In LATENCY_CHUNKS turns, alternating which goes first, so that a
+        # change in the machine's load falls on both alike.
+        rtt_p, rtt_m = [], []
+        count = max(1, self.args.round_trips // LATENCY_CHUNKS)
+        warmup = max(1, self.args.round_trips // 10 // LATENCY_CHUNKS)
+        for k in range(LATENCY_CHUNKS):
+            turns = [(g_p, "proxy", rtt_p), (g_m, "baseline", rtt_m)]
+            for g, name, acc in (turns if k % 2 == 0 else turns[::-1]):
+                acc += self.ping(h, g, "%s-%d" % (name, k), count, warmup)
+        self.end_channel(h, d, p, echo_p)
+        self.end_channel(h, d_m, mb, echo_m)
         for name, v in (("proxy", rtt_p), ("baseline", rtt_m)):
             v.sort()
             self.rtt[name] = v

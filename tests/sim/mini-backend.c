@@ -54,6 +54,8 @@ struct backend {
 	struct ring_dir out, in;
 	int sigfd;
 	bool stdin_eof;
+	bool in_full;              /* relay: in[] had no room for stdin's bytes */
+	bool stdin_ready;          /* this pass may read stdin (see backend_run) */
 	uint64_t out_bytes, in_bytes;
 	struct timespec t0;        /* bench: first byte moved */
 	bool started, done;
@@ -327,12 +329,13 @@ static bool pump_in(struct backend *b)
 		b->done = true;
 		return false;
 	}
+	b->in_full = room == 0;
 	if (room == 0)
 		return false;
 	if (b->mode == MODE_BENCH_IN) {
 		bench_start(b);
 		n = (ssize_t)fill_pattern(iov, cnt, b->in_bytes, b->bench_bytes - b->in_bytes);
-	} else if (b->mode == MODE_RELAY && !b->stdin_eof) {
+	} else if (b->mode == MODE_RELAY && !b->stdin_eof && b->stdin_ready) {
 		n = readv(STDIN_FILENO, iov, cnt);
 		if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR))
 			b->stdin_eof = true;
@@ -428,6 +431,9 @@ static int backend_run(struct backend *b)
 		 * bytes and notify, then unmask.  Anything that came meanwhile
 		 * is delivered again on unmask. */
 		port = pfd[PFD_EVTCHN].revents ? xenevtchn_pending(b->xce) : -1;
+		/* Read stdin only when it has bytes, or when the guest may have
+		 * made room in a full in[]: no readv that can only say EAGAIN. */
+		b->stdin_ready = pfd[PFD_STDIN].revents || (port >= 0 && b->in_full);
 		if (!b->done)
 			pump(b);
 		if (port >= 0)
