@@ -22,7 +22,7 @@ PROXY_SRCS = xenchan-proxy.c relay.c backend.c ring.c xs.c endpoint.c held.c hot
              systemd.c log.c transcript.c
 PROXY_OBJS = $(PROXY_SRCS:%.c=$(B)/%.o)
 
-all: xenchan-proxy sim
+all: xenchan-proxy sim $(B)/bench/benchcli
 
 $(B)/%.o: %.c $(wildcard *.h)
 	@mkdir -p $(@D)
@@ -33,6 +33,12 @@ $(B)/xenchan-proxy: $(PROXY_OBJS)
 
 xenchan-proxy: $(B)/xenchan-proxy
 	@[ "$(B)" = build ] && cp $< $@ || true
+
+# The socket ends of the benchmarks (bench/README.md), also the fast
+# clients of tests that need more round trips a second than Python makes.
+$(B)/bench/benchcli: bench/benchcli.c
+	@mkdir -p $(@D)
+	$(CC) $(WARN) $(CFLAGS) $(LDFLAGS) -o $@ $<
 
 include tests/sim/sim.mk
 include tests/fuzz/fuzz.mk

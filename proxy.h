@@ -65,6 +65,22 @@ static inline bool repeat_log(struct repeat *r)
 	return (r->n & (r->n - 1)) == 0;
 }
 
+/* The storm throttle (settle_event in xenchan-proxy.c).  A notification is
+ * progress when a ring index the guest owns moved on since we last looked,
+ * or when its pass moved bytes; only the others can count toward a storm. */
+struct storm {
+	XENCONS_RING_IDX out_prod, in_cons;  /* the guest's indices as far as we saw them */
+	bool looked;                     /* they are from this ring (not before its first event) */
+	bool grace;                      /* the last notification was progress: the next may
+					  * be its own, for bytes that pass already saw */
+	struct timespec start;           /* the current window */
+	unsigned events;                 /* notifications held against the guest in it */
+	bool masked;                     /* leaving event_port masked until the window ends */
+	unsigned long long handled;      /* notifications handled since start */
+	unsigned long long idle;         /* ... that changed no index and moved no byte */
+	unsigned long long counted;      /* ... of those, held against the guest */
+};
+
 struct proxy {
 	struct options opt;
 	xentoollog_logger_stdiostream *logger;
@@ -95,14 +111,14 @@ struct proxy {
 	struct log_budget guest_lines;   /* plog_guest: what a guest's state changes log */
 	char toolstack_path[XS_PATH_MAX];  /* the endpoint the backend nodes name */
 	int event_port;                  /* delivered and still masked, or -1 */
-	struct timespec storm_start;     /* the current storm window */
-	unsigned storm_events;           /* notifications without progress in it */
-	bool storm_masked;               /* leaving event_port masked until the window ends */
+	struct storm storm;
 	int retry_ms;                    /* backoff of the Connected retry; 0 once it worked */
 	bool retry_armed;                /* look at the states again retry_ms after retry_start */
 	struct timespec retry_start;
 	bool notify_due;
 	bool in_full;                    /* in[] had no room for the client's bytes */
+	bool in_filled;                  /* the last pump_in filled in[] to the brim */
+	unsigned long long caught_up;    /* rounds of catch_up (xenchan-proxy.c) that found more */
 	bool created;                    /* we hot-plugged it: unplug on stop */
 	bool ready_sent;                 /* systemd has had READY=1 */
 	bool draining;                   /* stopping once the client has what is held */

@@ -28,8 +28,8 @@ void ring_release(struct proxy *p)
 	xengnttab_unmap(p->gnt, p->page, 1);
 	p->page = NULL;
 	p->event_port = -1;
-	p->storm_masked = false;
-	p->storm_events = 0;
+	p->storm.masked = p->storm.looked = p->storm.grace = false;
+	p->storm.events = 0;
 	plog_guest(p, XTL_INFO, -1, "ring released");
 }
 
@@ -337,6 +337,7 @@ static void put_saved_in(struct proxy *p, const struct iovec *iov, int cnt, size
 	ring_iov_copy_in(iov, cnt, tmp, n);
 	ring_produce(&p->in, n);
 	held_drop(&p->in_saved, n);
+	p->in_filled = n == room;
 	p->notify_due = true;
 }
 
@@ -352,6 +353,7 @@ void pump_in(struct proxy *p)
 		return;
 	room = ring_writable(&p->in, iov, &cnt);
 	p->in_full = room == 0;
+	p->in_filled = false;
 	if (room <= 0) {
 		if (room < 0)
 			protocol_error(p, "in_cons runs behind in_prod by more than in[]");
@@ -364,6 +366,7 @@ void pump_in(struct proxy *p)
 	if (!endpoint_has_client(&p->ep) || p->ep.read_eof)
 		return;
 	r = transcript_on(p) ? read_recorded(p, iov, cnt, room) : readv(p->ep.rfd, iov, cnt);
+	p->in_filled = r == room;
 	if (r > 0) {
 		ring_produce(&p->in, r);
 		p->in_total += r;

@@ -22,6 +22,7 @@ static void dir_init(struct ring_dir *d, char *buf, uint32_t size,
 	d->size = size;
 	d->prod = prod;
 	d->cons = cons;
+	d->peer = we_produce ? cons : prod;
 	d->local = we_produce ? *prod : *cons;
 }
 
@@ -103,6 +104,17 @@ void ring_produce(struct ring_dir *d, size_t n)
 	ring_wmb();   /* the data is visible before the index that covers it */
 	d->local += n;
 	*d->prod = d->local;
+}
+
+bool ring_peer_moved(const struct ring_dir *d, XENCONS_RING_IDX *seen)
+{
+	XENCONS_RING_IDX now = *d->peer;   /* read the peer's index once */
+	XENCONS_RING_IDX span = d->peer == d->prod ? now - d->local : d->local - now;
+
+	if (span > d->size || (int32_t)(now - *seen) <= 0)
+		return false;
+	*seen = now;
+	return true;
 }
 
 void ring_mark_connected(void *page)

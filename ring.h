@@ -15,6 +15,7 @@
 #ifndef XENCHAN_RING_H
 #define XENCHAN_RING_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
@@ -28,6 +29,7 @@ struct ring_dir {
 	uint32_t size;                     /* power of two */
 	volatile XENCONS_RING_IDX *prod;   /* in the shared page */
 	volatile XENCONS_RING_IDX *cons;   /* in the shared page */
+	volatile XENCONS_RING_IDX *peer;   /* prod or cons: the one the other end owns */
 	XENCONS_RING_IDX local;            /* the index this end owns */
 };
 
@@ -52,6 +54,12 @@ void ring_produce(struct ring_dir *d, size_t n);
 /* Producer side: bytes we published that the consumer has not taken yet.
  * -1 on an impossible consumer index. */
 ssize_t ring_unconsumed(struct ring_dir *d, struct iovec iov[2], int *iovcnt);
+
+/* Has the other end's index moved on since *seen: forward, and to a value
+ * the ring allows?  Reads it once; if so, records it in *seen.  Forward
+ * only, so an index the other end swings back and forth moves on no more
+ * often than bytes cross.  For noticing progress, never for moving bytes. */
+bool ring_peer_moved(const struct ring_dir *d, XENCONS_RING_IDX *seen);
 
 /* Xen 4.21 adds a "connection" byte after the four indices; 0 means the
  * backend is connected.  Older guests ignore it and a zeroed page reads 0. */

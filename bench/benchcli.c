@@ -190,6 +190,7 @@ static int do_ping(int fd, uint64_t count, uint64_t warmup, const char *path)
 		while (n < 0 && errno == EINTR);
 		if (n != 1) {
 			fprintf(stderr, "benchcli ping: no echo after %" PRIu64 " round trips\n", i);
+			free(rtt);
 			return 1;
 		}
 		if (i >= warmup)
@@ -202,6 +203,7 @@ static int do_ping(int fd, uint64_t count, uint64_t warmup, const char *path)
 		fprintf(f, "%" PRIu64 "\n", rtt[i]);
 	if (fclose(f) != 0)
 		die(path);
+	free(rtt);
 	printf("round_trips=%" PRIu64 "\n", count);
 	return 0;
 }

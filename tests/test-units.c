@@ -94,6 +94,46 @@ static void test_ring_hostile_indices(void)
 	CHECK(x->out_cons == 48);
 }
 
+/* ring_peer_moved: forward moves within what the ring allows, each counted
+ * once; an index swung back and forth is not progress. */
+static void test_ring_peer_moved(void)
+{
+	struct xencons_interface *x = (void *)page;
+	struct ring_dir bo, bi;
+	XENCONS_RING_IDX seen_prod, seen_cons;
+
+	memset(page, 0, sizeof(page));
+	x->in_prod = 100;                /* we produced 100 bytes the guest has not read */
+	ring_backend_init(page, &bo, &bi);
+	seen_prod = 0;
+	seen_cons = 0;
+	CHECK(!ring_peer_moved(&bo, &seen_prod) && !ring_peer_moved(&bi, &seen_cons));
+	x->out_prod = 10;                /* the guest wrote */
+	CHECK(ring_peer_moved(&bo, &seen_prod) && seen_prod == 10);
+	CHECK(!ring_peer_moved(&bo, &seen_prod));      /* the same news once */
+	x->out_prod = 5;                 /* back: not progress, not recorded */
+	CHECK(!ring_peer_moved(&bo, &seen_prod) && seen_prod == 10);
+	x->out_prod = 10;                /* forward again, to where it was */
+	CHECK(!ring_peer_moved(&bo, &seen_prod));
+	x->out_prod = 2049;              /* beyond the ring: not ours to record */
+	CHECK(!ring_peer_moved(&bo, &seen_prod) && seen_prod == 10);
+	x->in_cons = 60;                 /* the guest read */
+	CHECK(ring_peer_moved(&bi, &seen_cons) && seen_cons == 60);
+	x->in_cons = 101;                /* read more than we produced */
+	CHECK(!ring_peer_moved(&bi, &seen_cons) && seen_cons == 60);
+	x->in_cons = 59;
+	CHECK(!ring_peer_moved(&bi, &seen_cons));
+	x->in_cons = 100;
+	CHECK(ring_peer_moved(&bi, &seen_cons) && seen_cons == 100);
+	/* across the wrap of the free-running indices */
+	memset(page, 0, sizeof(page));
+	x->out_cons = x->out_prod = 0xfffffff0;
+	ring_backend_init(page, &bo, &bi);
+	seen_prod = 0xfffffff0;
+	x->out_prod = 0x10;
+	CHECK(ring_peer_moved(&bo, &seen_prod) && seen_prod == 0x10);
+}
+
 static void test_held(void)
 {
 	struct held h;
@@ -211,6 +251,7 @@ int main(void)
 	test_log_budget();
 	test_ring_wrap_iovecs();
 	test_ring_hostile_indices();
+	test_ring_peer_moved();
 	test_held();
 	test_parse_uint();
 	test_pick_channel();

@@ -1,19 +1,21 @@
 """Hostile guests.  In each case the proxy logs a refusal naming the domain
 and the channel (a few lines, not a flood), never crashes or hangs, keeps its
 CPU bounded, and another proxy on another channel of the same domain goes on
-serving.  Run under ASan too (make check-asan): memory outside the page
-would be reported there."""
+serving.  And the other side of the storm rule: a fast guest that is not
+hostile is never throttled.  Run under ASan too (make check-asan): memory
+outside the page would be reported there."""
 import mmap
 import os
 import re
 import signal
 import struct
+import subprocess
 import threading
 import time
 
 import pytest
 
-from simhost import recv_exact, send_all, wait_socket_connectable
+from simhost import recv_exact, recv_until_eof, send_all, wait_socket_connectable
 from test_proxy import be, connected, fe, host_wait_log
 from xslib import XS
 
@@ -121,15 +123,18 @@ def test_guest_rewinds_our_out_cons(host):
 
 
 @pytest.mark.timeout(90)
-def test_event_storm_cpu_bounded(host):
+@pytest.mark.parametrize("mode", ["event-storm", "swing-in-cons"])
+def test_event_storm_cpu_bounded(host, mode):
+    """10^6 notifications that move no byte: with no index changed, or with
+    in_cons swung back and forth (movement that is no progress)."""
     pr = Pair(host, guest=False)
     before = cpu_seconds(pr.p.proc.pid)
     start = time.monotonic()
-    g = host.guest(pr.d, pr.n, hostile="event-storm=1000000")
-    host_wait_log_guest(g, r"notifications without data")
+    g = host.guest(pr.d, pr.n, hostile=mode + "=1000000")
+    host_wait_log_guest(g, r"notifications without data|swung \d+ times")
     storm = time.monotonic() - start
     used = cpu_seconds(pr.p.proc.pid) - before
-    print("event storm of 1e6 notifications over %.1fs: proxy CPU %.3fs" % (storm, used))
+    print("%s of 1e6 notifications over %.1fs: proxy CPU %.3fs" % (mode, storm, used))
     assert used < max(0.5, 0.1 * storm), "the proxy spent %.2fs CPU on a %.1fs storm" % (used, storm)
     assert 1 <= len(pr.refusals(r"event storm")) <= 12
     pr.alive()
@@ -138,6 +143,52 @@ def test_event_storm_cpu_bounded(host):
     with wait_socket_connectable(pr.sock) as c, g.connect() as t:
         send_all(t, b"after the storm")
         assert recv_exact(c, 15) == b"after the storm"
+
+
+ECHO_ROUND_TRIPS = 10000
+NOTIFICATIONS_RE = re.compile(r"notifications: (\d+) handled, (\d+) changed no ring index and "
+                              r"moved no byte, (\d+) of them held against the guest; (\d+) storms")
+
+
+@pytest.mark.timeout(120)
+def test_fast_echo_is_not_a_storm(host):
+    """An agent in the guest answers each request at once.  Its guest
+    notifies twice a round trip, as Linux hvc_xen does: after reading the
+    request (in_cons moved; no byte for us) and with the answer.  10,000
+    round trips as fast as two C programs make them (benchcli ping on our
+    socket, benchcli echo on the guest's tty: several thousand a second)
+    must not be throttled.  804a405 held the first notification against the
+    guest (it moved no byte), so more than 256 in 100 ms masked the port for
+    the rest of the window: stalls of 60 ms, again and again."""
+    d = host.domain_create("chatty")
+    n = host.channel_add(d, "org.example.agent")
+    g = host.guest(d, n)
+    sock = os.path.join(host.dir, "p.sock")
+    p = host.proxy(str(d), str(n), "--listen", sock, "-v")
+    connected(host, d, n)
+    cli = os.path.join(host.build, "bench", "benchcli")
+    echo = host.spawn([cli, "echo", "--connect", g.sock_path], stdout=subprocess.PIPE)
+    assert recv_exact(echo.stdout, 6) == b"ready\n"
+    rtt_path = os.path.join(host.dir, "rtt.txt")
+    ping = host.spawn([cli, "ping", "--connect", sock, ECHO_ROUND_TRIPS, 0, rtt_path],
+                      stdout=subprocess.PIPE)
+    out = recv_until_eof(ping.stdout, timeout=100)
+    assert ping.wait(10) == 0 and b"round_trips=%d" % ECHO_ROUND_TRIPS in out, out
+    p.signal(signal.SIGTERM)
+    p.wait(10)
+    log = p.log()
+    rtt = sorted(int(x) for x in open(rtt_path))
+    print("%d round trips in %.2fs (%.0f a second), p50 %.0f us, max %.0f us"
+          % (len(rtt), sum(rtt) / 1e9, len(rtt) / (sum(rtt) / 1e9), rtt[len(rtt) // 2] / 1e3,
+             rtt[-1] / 1e3))
+    storms = [line for line in log.splitlines() if "event storm" in line]
+    assert not storms, "a fast echo was throttled as a storm:\n" + "\n".join(storms)
+    m = NOTIFICATIONS_RE.search(log)
+    assert m, log[-2000:]
+    print(m.group(0))
+    assert int(m.group(4)) == 0
+    # every round trip's answer came with a notification that moved bytes
+    assert int(m.group(1)) - int(m.group(2)) >= ECHO_ROUND_TRIPS
 
 
 def host_wait_log_guest(g, pattern, timeout=60):

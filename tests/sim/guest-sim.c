@@ -664,6 +664,21 @@ static void hostile_flap(struct guest *g)
 	logf_(g, "hostile: %" PRIu64 " state flips written", g->hostile_arg);
 }
 
+/* in_cons swung back one byte and forward again, ARG times, notifying each
+ * time: an index that moves without any byte crossing. */
+static void hostile_swing_in_cons(struct guest *g)
+{
+	struct xencons_interface *x = g->page;
+	uint32_t c = x->in_cons;
+
+	for (uint64_t i = 0; i < g->hostile_arg; i++) {
+		x->in_cons = c - (uint32_t)(~i & 1);
+		__atomic_thread_fence(__ATOMIC_RELEASE);
+		notify_backend(g);
+	}
+	logf_(g, "hostile: in_cons swung %" PRIu64 " times, notified", g->hostile_arg);
+}
+
 static const struct hostile_mode hostile_modes[] = {
 	{ "bad-out-prod", "publish out_prod = out_cons + 100000 and notify",
 	  0, hostile_bad_out_prod, false },
@@ -679,6 +694,8 @@ static const struct hostile_mode hostile_modes[] = {
 	  0, hostile_bad_in_cons, true },
 	{ "flap", "write state 6, 1, 3 ARG times (default 10000) at once, then play dead",
 	  10000, hostile_flap, false },
+	{ "swing-in-cons", "move in_cons back one and forward again, ARG times "
+	  "(default 100000), notifying each time", 100000, hostile_swing_in_cons, false },
 };
 
 /* ---- the device's life -------------------------------------------------- */

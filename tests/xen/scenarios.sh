@@ -526,8 +526,35 @@ s_qga() {
 # ---- 4. a configured channel served by QEMU, then by us ---------------------------
 # Throughput each way, resident memory, and what happens to a guest writing
 # 2 MiB while no client is connected.
-TP_BYTES=131072         # throughput sample, each way
+TP_BYTES=524288         # throughput and CPU sample, each way
 NC_BYTES=1179648        # written with no client: the 1 MiB limit and 128 KiB more
+LAT_N=300               # echo round trips timed (after xtio ping's 10 of warm-up)
+
+# CPU time of process PID and all its threads (utime + stime of
+# /proc/PID/stat), in USER_HZ ticks: 100 a second on x86.
+cpu_ticks() { sed 's/^.*) //' /proc/$1/stat | awk '{print $12 + $13}'; }
+# Seconds of CPU per MiB: TICKS used to move BYTES.
+cpu_per_mib() { awk "BEGIN{printf \"%.3f\", $1 / 100 / ($2 / 1048576)}"; }
+
+# Echo latency through backend WHO: an agent in the guest answers each byte
+# at once (xtio echo on /dev/hvc1), xtio ping times LAT_N round trips from
+# dom0 on the channel's socket.  Sets LAT_P50 and LAT_P99 (microseconds).
+measure_latency() { # WHO D DEVID
+	LAT_P50=n/a LAT_P99=n/a LAT_MAX=n/a
+	seq=$(gcmd "$2" "echo $3 1 $((LAT_N + 10)) 120")
+	gready "$2" "$seq" 30 || { fail "$1: guest echo never ready"; return; }
+	r=$(timeout 130 xtio ping /run/q.sock $LAT_N 120 2>/tmp/xtio.lat) || fail "$1: ping: $(cat /tmp/xtio.lat)"
+	gwait "$2" "$seq" 30 || fail "$1: guest echo rc $?: $GOUT"
+	unix_wait /run/q.sock 0 10 || fail "$1 never closed the ping client"
+	# "round_trips N p50_us P p99_us Q max_us M"
+	set -- $r
+	if [ "$1" = round_trips ]; then
+		LAT_P50=$4
+		LAT_P99=$6
+		LAT_MAX=$8
+	fi
+}
+
 measure_backend() { # WHO D DEVID PID
 	who=$1 d=$2 devid=$3 pid=$4
 	# guest -> dom0, the client connected first
@@ -536,28 +563,37 @@ measure_backend() { # WHO D DEVID PID
 	unix_wait /run/q.sock 1 10 || fail "$who never accepted the client"
 	t=$(now)
 	seq=$(gcmd "$d" "send $devid 1 $TP_BYTES 0 120")
+	gready "$d" "$seq" 30 || fail "$who: guest send never ready"
+	c0=$(cpu_ticks "$pid")
 	i=0
 	while [ ! -s /tmp/qm.rc ] && [ $i -lt 1300 ]; do usleep 100000; i=$((i + 1)); done
+	c1=$(cpu_ticks "$pid")
 	out_s=$(since "$t")
 	gwait "$d" "$seq" 30 || fail "$who: guest send rc $?: $GOUT"
 	chk=$(xtio check /tmp/qm.out)
 	[ "$chk" = "/tmp/qm.out: 0-$((TP_BYTES / 8 - 1)) end" ] || fail "$who: guest->dom0 got $chk"
+	CPU_OUT=$(cpu_per_mib $((c1 - c0)) $TP_BYTES)
 	# dom0 -> guest
 	head -c $TP_BYTES /tmp/d2g.1m > /tmp/d2g.tp
 	seq=$(gcmd "$d" "recv $devid 1 $TP_BYTES 120")
 	gready "$d" "$seq" 30 || fail "$who: guest recv never ready"
 	t=$(now)
+	c0=$(cpu_ticks "$pid")
 	( xtio unix /run/q.sock -i /tmp/d2g.tp -t 130 2>/tmp/xtio.qm2 ) &
 	cpid=$!
 	gwait "$d" "$seq" 130 || fail "$who: guest recv rc $?: $GOUT"
+	c1=$(cpu_ticks "$pid")
 	in_s=$(since "$t")
 	kill $cpid 2>/dev/null
 	wait $cpid 2>/dev/null
 	echo "$GOUT" | grep -q "recv_sha $(sha_of /tmp/d2g.tp)" || fail "$who: dom0->guest SHA-256 differs"
+	CPU_IN=$(cpu_per_mib $((c1 - c0)) $TP_BYTES)
 	rss=$(sed -n 's/^VmRSS:[^0-9]*\([0-9]*\).*/\1/p' /proc/$pid/status)
+	unix_wait /run/q.sock 0 10 || fail "$who never closed its client"
+	measure_latency "$who" "$d" "$devid"
+	note "$who: dom0 CPU per MiB guest->dom0 $CPU_OUT s, dom0->guest $CPU_IN s; echo p50 $LAT_P50 us, p99 $LAT_P99 us, max $LAT_MAX us ($LAT_N round trips)"
 	# no client (the backend has closed the last one): the guest writes
 	# more than the limit
-	unix_wait /run/q.sock 0 10 || fail "$who never closed its client"
 	t=$(now)
 	seq=$(gcmd "$d" "send $devid 1 $NC_BYTES 100000 150")
 	gwait "$d" "$seq" 170
@@ -582,6 +618,18 @@ measure_backend() { # WHO D DEVID PID
 	note "$who: guest->dom0 $((TP_BYTES / 1024)) KiB in $out_s s, dom0->guest in $in_s s; RSS ${rss} KiB (${rss2} KiB after $((NC_BYTES / 1024)) KiB unread, peak ${hwm} KiB); $((NC_BYTES / 1024)) KiB with no client: guest writer [${w#xtio: }] ($nc_s s), a client then got $got bytes in 4 s [$chk]; 64 KiB more with a client: got [$chk2]"
 }
 
+# Issue 14's table, QEMU beside the proxy on the same guest, channel and
+# boot: lines "XENTABLE ..." that tests/xen/run prints as they come.
+ratio() { awk "BEGIN{ if ($2 > 0) printf \"%.2f\", $1 / $2; else print \"n/a\" }"; }
+cost_table() { # QOUT POUT QIN PIN QP50 PP50 QP99 PP99
+	echo "XENTABLE | qemu scenario: $((TP_BYTES / 1024)) KiB each way, $LAT_N echo round trips | QEMU | xenchan-proxy | proxy / QEMU | goal |"
+	echo "XENTABLE |---|---|---|---|---|"
+	echo "XENTABLE | dom0 CPU s per MiB, guest to dom0 | $1 | $2 | $(ratio "$2" "$1") | <= 0.5 |"
+	echo "XENTABLE | dom0 CPU s per MiB, dom0 to guest | $3 | $4 | $(ratio "$4" "$3") | <= 0.5 |"
+	echo "XENTABLE | echo latency p50, us | $5 | $6 | $(ratio "$6" "$5") | |"
+	echo "XENTABLE | echo latency p99, us | $7 | $8 | $(ratio "$8" "$7") | <= 1 |"
+}
+
 s_qemu() {
 	[ -x /usr/libexec/xen-qemu-system-i386 ] || { fail "no qemu-system-xen in dom0"; return; }
 	need_guest g3 "$(channel_cfg "name=org.example.q, connection=socket, path=/run/q.sock")" || return
@@ -597,6 +645,7 @@ s_qemu() {
 	xs_wait $k/state 4 20 || fail "QEMU never connected (K/state $(xenstore-read $k/state))"
 	note "devid $devid, F/type $(xenstore-read $f/type), QEMU pid $qpid"
 	measure_backend qemu "$d" "$devid" "$qpid"
+	q_out=$CPU_OUT q_in=$CPU_IN q_p50=$LAT_P50 q_p99=$LAT_P99
 	# Hand over: QEMU killed (it writes nothing on SIGKILL), we reattach.
 	kill -KILL "$qpid"
 	i=0
@@ -607,6 +656,7 @@ s_qemu() {
 	xs_wait $k/state 4 20 || fail "we never connected (K/state $(xenstore-read $k/state))"
 	note "we served it $(since "$t") s after starting"
 	measure_backend ours "$d" "$devid" "$(proxy_pid q)"
+	cost_table "$q_out" "$CPU_OUT" "$q_in" "$CPU_IN" "$q_p50" "$LAT_P50" "$q_p99" "$LAT_P99"
 	timeout 60 xl destroy g3 || fail "xl destroy g3 failed"
 	proxy_wait q 10 || { fail "proxy still running 10 s after xl destroy"; proxy_stop q; }
 	[ "$PRC" = 0 ] || fail "proxy exit status $PRC"

@@ -32,6 +32,15 @@
  *                           name (ENODEV...); exit 0 either way.  DEV "fd:N"
  *                           writes to open descriptor N instead
  *   xtio raw N              make descriptor N (a tty) raw, as for "fd"
+ *   xtio echo N BYTES SECS  on open descriptor N (made raw if a tty), write
+ *                           back every byte read, until BYTES were echoed
+ *                           or SECS passed (exit 124): an agent that answers
+ *                           at once
+ *   xtio ping PATH COUNT SECS  connect to the Unix socket PATH, then COUNT
+ *                           round trips of one byte (after 10 of warm-up),
+ *                           each waiting for its echo; prints
+ *                           "round_trips N p50_us P p99_us Q max_us M"
+ *                           (nearest rank); exit 124 past SECS
  */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -39,6 +48,7 @@
 #include <poll.h>
 #include <pty.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -195,6 +205,124 @@ static int check(int argc, char **argv)
 	return bad;
 }
 
+/* Poll fd for events until deadline (now() seconds); 0 past it. */
+static int wait_fd(int fd, short events, double deadline)
+{
+	struct pollfd p = { .fd = fd, .events = events };
+	double left;
+
+	while ((left = deadline - now()) > 0) {
+		int n = poll(&p, 1, (int)(left * 1000) + 1);
+		if (n > 0)
+			return 1;
+		if (n < 0 && errno != EINTR)
+			die("poll");
+	}
+	return 0;
+}
+
+/* A connected Unix stream socket to path, retrying while it is absent or
+ * refuses; -1 (errno from connect) once deadline (now() seconds) passed. */
+static int connect_unix(const char *path, double deadline)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd, err;
+
+	snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", path);
+	for (;;) {
+		fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+		if (fd < 0)
+			die("socket");
+		if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
+			return fd;
+		err = errno;
+		close(fd);
+		if (now() > deadline) {
+			errno = err;
+			return -1;
+		}
+		usleep(50000);
+	}
+}
+
+static int echo(int fd, long bytes, double secs)
+{
+	double deadline = now() + secs;
+	char buf[4096];
+	long done = 0;
+
+	make_raw(fd);
+	while (done < bytes) {
+		ssize_t n, w;
+
+		if (!wait_fd(fd, POLLIN, deadline)) {
+			fprintf(stderr, "xtio: echo: %ld of %ld bytes before the deadline\n", done, bytes);
+			return 124;
+		}
+		n = read(fd, buf, sizeof(buf));
+		if (n < 0 && (errno == EINTR || errno == EAGAIN))
+			continue;
+		if (n <= 0) {
+			fprintf(stderr, "xtio: echo: %s after %ld bytes\n", n ? strerror(errno) : "eof", done);
+			return 1;
+		}
+		for (ssize_t off = 0; off < n; off += w) {
+			w = write(fd, buf + off, n - off);
+			if (w < 0 && errno != EINTR && errno != EAGAIN)
+				die("echo: write");
+			if (w < 0)
+				w = 0;
+		}
+		done += n;
+	}
+	printf("echoed %ld\n", done);
+	return 0;
+}
+
+static int cmp_u64(const void *a, const void *b)
+{
+	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+#define PING_WARMUP 10
+static int ping(const char *path, long count, double secs)
+{
+	double deadline = now() + secs;
+	uint64_t *rtt = calloc(count > 0 ? count : 1, sizeof(*rtt));
+	char c = 'p';
+	int fd;
+
+	if (!rtt || count <= 0)
+		return 64;
+	fd = connect_unix(path, deadline);
+	if (fd < 0)
+		die(path);
+	for (long i = 0; i < PING_WARMUP + count; i++) {
+		double t0 = now();
+		ssize_t n;
+
+		if (write(fd, &c, 1) != 1)
+			die("ping: write");
+		if (!wait_fd(fd, POLLIN, deadline)) {
+			fprintf(stderr, "xtio: ping: %ld round trips before the deadline\n", i);
+			return 124;
+		}
+		n = read(fd, &c, 1);
+		if (n != 1) {
+			fprintf(stderr, "xtio: ping: no echo after %ld round trips\n", i);
+			return 1;
+		}
+		if (i >= PING_WARMUP)
+			rtt[i - PING_WARMUP] = (uint64_t)((now() - t0) * 1e9);
+	}
+	qsort(rtt, count, sizeof(*rtt), cmp_u64);
+	printf("round_trips %ld p50_us %.0f p99_us %.0f max_us %.0f\n", count,
+	       rtt[(count + 1) / 2 - 1] / 1e3, rtt[(99 * count + 99) / 100 - 1] / 1e3,
+	       rtt[count - 1] / 1e3);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *in = NULL, *out = NULL, *until = NULL;
@@ -210,6 +338,10 @@ int main(int argc, char **argv)
 		return gen(atol(argv[2]), argc == 4 ? strtol(argv[3], NULL, 16) : 0);
 	if (!strcmp(argv[1], "check") && argc >= 3)
 		return check(argc - 2, argv + 2);
+	if (!strcmp(argv[1], "echo") && argc == 5)
+		return echo(atoi(argv[2]), atol(argv[3]), atof(argv[4]));
+	if (!strcmp(argv[1], "ping") && argc == 5)
+		return ping(argv[2], atol(argv[3]), atof(argv[4]));
 	if (!strcmp(argv[1], "raw") && argc == 3) {
 		make_raw(atoi(argv[2]));
 		return 0;
@@ -252,21 +384,11 @@ int main(int argc, char **argv)
 	double t0 = now(), deadline = t0 + deadline_s;
 
 	if (!strcmp(mode, "unix")) {
-		struct sockaddr_un sa = { .sun_family = AF_UNIX };
-		snprintf(sa.sun_path, sizeof(sa.sun_path), "%s", target);
-		for (;;) {
-			fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-			if (fd < 0)
-				die("socket");
-			if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0)
-				break;
-			if (now() > deadline) {
-				fprintf(stderr, "xtio: connect %s: %s\n", target, strerror(errno));
-				fprintf(stderr, "xtio: sent 0 recvd 0 secs %.3f end timeout\n", now() - t0);
-				return 124;
-			}
-			close(fd);
-			usleep(50000);
+		fd = connect_unix(target, deadline);
+		if (fd < 0) {
+			fprintf(stderr, "xtio: connect %s: %s\n", target, strerror(errno));
+			fprintf(stderr, "xtio: sent 0 recvd 0 secs %.3f end timeout\n", now() - t0);
+			return 124;
 		}
 	} else if (!strcmp(mode, "tty")) {
 		fd = open(target, O_RDWR | O_NOCTTY);
