@@ -730,11 +730,13 @@ static void ring_release(struct guest *g)
 	g->port = -1;
 }
 
-/* Switch our state, then give the backend 5 s to follow. */
+/* Switch our state, then give the backend 5 s to follow.  The stats file
+ * says the new phase before xenstore does: a test that waits for the
+ * state node then finds the phase it implies. */
 static void wait_backend(struct guest *g, enum phase p, int fe_state)
 {
-	fe_switch_state(g, fe_state);
 	set_phase(g, p);
+	fe_switch_state(g, fe_state);
 	g->deadline = now_mono();
 	g->deadline.tv_sec += CLOSE_WAIT_NS / 1000000000LL;
 }
@@ -910,23 +912,23 @@ static void backend_changed(struct guest *g, int k)
 	case PH_INITIALISED:
 	case PH_CONNECTED:
 		if (k == XenbusStateConnected && g->phase == PH_INITIALISED) {
-			fe_switch_state(g, XenbusStateConnected);
 			set_phase(g, PH_CONNECTED);
+			fe_switch_state(g, XenbusStateConnected);
 			if (g->hostile && g->hostile->on_connected)
 				g->hostile->on_connected(g);
 		} else if (k == XenbusStateClosing || k == XenbusStateClosed) {
 			/* hvc_remove, then xenbus_frontend_closed; keep the
 			 * grant and port until the backend lets go. */
 			ring_stop(g, true);
-			fe_switch_state(g, XenbusStateClosed);
 			set_phase(g, PH_CLOSED);
+			fe_switch_state(g, XenbusStateClosed);
 		}
 		break;
 	case PH_SHUTDOWN:
 		/* During shutdown Linux reacts to Closing only. */
 		if (k == XenbusStateClosing) {
-			fe_switch_state(g, XenbusStateClosed);
 			set_phase(g, PH_CLOSED);
+			fe_switch_state(g, XenbusStateClosed);
 			guest_finish(g);
 		}
 		break;
