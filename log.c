@@ -64,3 +64,47 @@ bool log_budget_take(struct log_budget *b, const struct timespec *now,
 	b->held_back = 0;
 	return true;
 }
+
+void log_name(struct log_ctx *l, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(l->prefix, sizeof(l->prefix), fmt, ap);
+	va_end(ap);
+}
+
+void log_line(struct log_ctx *l, xentoollog_level level, int errnoval, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_vline(l->logger, level, errnoval, l->program, l->prefix, fmt, ap);
+	va_end(ap);
+}
+
+void log_guest(struct log_ctx *l, xentoollog_level level, int errnoval, const char *fmt, ...)
+{
+	struct timespec now;
+	unsigned long held_back;
+	bool throttling;
+	char msg[1024];
+	va_list ap;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (!log_budget_take(&l->guest, &now, &held_back, &throttling)) {
+		if (throttling)
+			log_line(l, XTL_WARN, -1, "the guest changes state faster than it is "
+				 "worth logging: at most one such line per %d s from now on, "
+				 "until it calms down, each counting the lines not logged",
+				 LOG_REFILL_MS / 1000);
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (held_back)
+		log_line(l, level, errnoval, "%s (%lu similar lines not logged)", msg, held_back);
+	else
+		log_line(l, level, errnoval, "%s", msg);
+}
