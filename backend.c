@@ -212,12 +212,9 @@ void backend_on_xenstore(struct proxy *p)
 
 int backend_timeout(const struct proxy *p)
 {
-	int64_t left;
-
 	if (!p->retry.armed || p->phase == PH_ENDING)
 		return -1;
-	left = p->retry.start_ms + p->retry.ms - mono_ms();
-	return left < 0 ? 0 : (int)left;
+	return mono_until(p->retry.start_ms + p->retry.ms);
 }
 
 void backend_on_timer(struct proxy *p)

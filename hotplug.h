@@ -9,6 +9,9 @@
 #include "xs.h"
 
 #define UNPLUG_WAIT_MS 5000   /* as long as Linux waits for a backend */
+/* The devids --create picks from: hvc_xen reads the devid from one digit. */
+#define HOTPLUG_DEVID_FIRST 1
+#define HOTPLUG_DEVID_LAST  9
 
 /* The process a channel's record names (xs_server_pid), checked against
  * pid reuse. */

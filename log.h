@@ -8,7 +8,7 @@
 
 #include <stdarg.h>
 #include <stdbool.h>
-#include <time.h>
+#include <stdint.h>
 #include <xentoollog.h>
 
 /* Log fmt/ap as PROGRAM's line, after "PREFIX: " unless prefix is empty.
@@ -30,17 +30,17 @@ void log_vline(xentoollog_logger *logger, xentoollog_level level, int errnoval,
 struct log_budget {
 	bool started;
 	unsigned tokens;            /* lines that may be logged now */
-	struct timespec refilled;   /* lines are earned from here on */
+	int64_t refilled_ms;        /* lines are earned from here on (mono_ms) */
 	unsigned long held_back;    /* lines not logged since the last one that was */
 	bool throttled;             /* lines were held back since it was last full */
 };
 
-/* May a line be logged at now (CLOCK_MONOTONIC)?  If so, *held_back is how
+/* May a line be logged at now_ms (mono_ms)?  If so, *held_back is how
  * many were not logged before it (and is reset).  *throttling is true for
  * the first line refused since the budget was last full: the one moment to
  * say that lines are being held back. */
-bool log_budget_take(struct log_budget *b, const struct timespec *now,
-		     unsigned long *held_back, bool *throttling);
+bool log_budget_take(struct log_budget *b, int64_t now_ms, unsigned long *held_back,
+		     bool *throttling);
 
 /*
  * Who is writing, about what: a program's logger and the prefix of its

@@ -13,7 +13,6 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
-#include <time.h>
 #include <xenevtchn.h>
 #include <xengnttab.h>
 #include <xenstore.h>
@@ -74,7 +73,7 @@ struct storm {
 	bool looked;                     /* they are from this ring (not before its first event) */
 	bool grace;                      /* the last notification was progress: the next may
 					  * be its own, for bytes that pass already saw */
-	struct timespec start;           /* the current window */
+	int64_t start_ms;                /* the current window (mono_ms) */
 	unsigned events;                 /* notifications held against the guest in it */
 	bool masked;                     /* leaving event_port masked until the window ends */
 	unsigned long long handled;      /* notifications handled since start */
@@ -121,7 +120,7 @@ struct retry {
 /* Stopping on a signal once the client has what is held. */
 struct drain {
 	bool on;
-	struct timespec start;           /* ... or once STOP_DRAIN_MS have passed */
+	int64_t deadline_ms;             /* ... or at this mono_ms() time */
 };
 
 /* systemd's readiness protocol (systemd.h). */

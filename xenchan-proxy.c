@@ -23,15 +23,17 @@
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sysexits.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "backend.h"
 #include "hotplug.h"
 #include "log.h"
+#include "monotime.h"
+#include "nodes.h"
 #include "proxy.h"
 #include "relay.h"
 #include "sandbox.h"
+#include "strict.h"
 #include "systemd.h"
 
 #ifndef XENCHAN_VERSION
@@ -39,6 +41,7 @@
 #endif
 
 #define DEFAULT_LIMIT     (1UL << 20)   /* libxl's "limit" node */
+#define SIZE_ARG_MAX      (1UL << 40)   /* the largest SIZE an option takes */
 #define FINAL_DRAIN_MS    5000          /* give a reading client this long at the end */
 #define STOP_DRAIN_MS     5000          /* on a signal, this long in all */
 /* A guest may notify far more often than it makes progress.  A notification
@@ -129,7 +132,7 @@ static bool parse_size(const char *s, unsigned long *out)
 	}
 	if (shift)
 		num[n - 1] = '\0';
-	if (!xs_parse_uint(num, (1UL << 40) >> shift, out))
+	if (!strict_uint(num, SIZE_ARG_MAX >> shift, out))
 		return false;
 	*out <<= shift;
 	return true;
@@ -218,7 +221,7 @@ static int take_option(struct options *o, int c, char *arg)
 		o->mode = v;
 		break;
 	case 'b':
-		if (!xs_parse_uint(arg, 0x7fef, &v))
+		if (!strict_uint(arg, DOMID_MAX, &v))
 			return usage("--backend-domid takes a domid");
 		o->backend_domid = v;
 		break;
@@ -239,7 +242,7 @@ static int take_option(struct options *o, int c, char *arg)
 		break;
 	case OPT_CREATE: o->command = MODE_CREATE; break;
 	case OPT_DEVID:
-		if (!xs_parse_uint(arg, 9, &v) || v == 0)
+		if (!strict_uint(arg, HOTPLUG_DEVID_LAST, &v) || v < HOTPLUG_DEVID_FIRST)
 			return usage("--devid takes a devid from 1 to 9 (hvc_xen reads one digit)");
 		o->create_devid = v;
 		break;
@@ -524,7 +527,7 @@ static void on_signal(struct proxy *p)
 		 * to get: it has STOP_DRAIN_MS in all (a slow client must not
 		 * hold a stop up) to take it.  A second signal stops at once. */
 		if (p->held.len > 0 && relay_client_writable(p) && !p->drain.on) {
-			clock_gettime(CLOCK_MONOTONIC, &p->drain.start);
+			p->drain.deadline_ms = mono_ms() + STOP_DRAIN_MS;
 			log_line(&p->log, XTL_INFO, -1, "signal %d: stopping once the client "
 				 "has the %zu bytes held (backend state left as it is)",
 				 (int)si.ssi_signo, p->held.len);
@@ -543,15 +546,6 @@ static void on_event(struct proxy *p)
 
 	if (port >= 0)
 		p->event_port = port;
-}
-
-static long ms_left(const struct timespec *start, long window_ms)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return window_ms - ((now.tv_sec - start->tv_sec) * 1000
-			    + (now.tv_nsec - start->tv_nsec) / 1000000);
 }
 
 /* Has the guest moved an index on since we last looked?  Each index is read
@@ -586,8 +580,8 @@ static void count_event(struct proxy *p, bool progress)
 	if (forgiven)
 		return;
 	s->counted++;
-	if (s->events == 0 || ms_left(&s->start, STORM_WINDOW_MS) <= 0) {
-		clock_gettime(CLOCK_MONOTONIC, &s->start);
+	if (s->events == 0 || mono_until(s->start_ms + STORM_WINDOW_MS) == 0) {
+		s->start_ms = mono_ms();
 		s->events = 0;
 	}
 	if (++s->events > STORM_EVENTS) {
@@ -597,7 +591,7 @@ static void count_event(struct proxy *p, bool progress)
 				 "changed no ring index and moved no byte in %ld ms; leaving "
 				 "the port masked for the rest of %d ms (%lu storms)",
 				 s->events,
-				 STORM_WINDOW_MS - ms_left(&s->start, STORM_WINDOW_MS),
+				 (long)(mono_ms() - s->start_ms),
 				 STORM_WINDOW_MS, p->rep.storm.n);
 	}
 }
@@ -613,7 +607,7 @@ static void settle_event(struct proxy *p, bool moved_bytes)
 	if (!s->masked && p->page != NULL)
 		count_event(p, guest_moved_on(p) || moved_bytes);
 	if (s->masked) {
-		if (ms_left(&s->start, STORM_WINDOW_MS) > 0)
+		if (mono_until(s->start_ms + STORM_WINDOW_MS) > 0)
 			return;
 		s->masked = false;   /* the window is over: a fresh count */
 		s->events = 0;
@@ -647,12 +641,18 @@ static void catch_up(struct proxy *p)
 	}
 }
 
+/* The sooner of two poll timeouts (-1: none). */
+static int earliest(int a, int b)
+{
+	return a < 0 || (b >= 0 && b < a) ? b : a;
+}
+
 /* Build the poll set; returns the poll timeout (-1: none, as when idle). */
 static int poll_setup(struct proxy *p, struct pollfd *pfd)
 {
 	bool client = endpoint_has_client(&p->ep);
 	bool ending = p->phase == PH_ENDING || p->drain.on;
-	int timeout = -1, retry;
+	int timeout = -1;
 
 	for (int i = 0; i < PFD_N; i++)
 		pfd[i] = (struct pollfd){ .fd = -1 };
@@ -673,17 +673,12 @@ static int poll_setup(struct proxy *p, struct pollfd *pfd)
 		timeout = p->ep.retry_ms;
 	if (ending)
 		timeout = FINAL_DRAIN_MS;
-	if (p->drain.on) {
-		long left = ms_left(&p->drain.start, STOP_DRAIN_MS);
-		timeout = left < 0 ? 0 : (int)left;
-	}
-	if (p->storm.masked) {
-		long left = ms_left(&p->storm.start, STORM_WINDOW_MS);
-		left = left < 0 ? 0 : left;
-		timeout = timeout < 0 || left < timeout ? (int)left : timeout;
-	}
-	if (!ending && (retry = backend_timeout(p)) >= 0)
-		timeout = timeout < 0 || retry < timeout ? retry : timeout;
+	if (p->drain.on)
+		timeout = mono_until(p->drain.deadline_ms);
+	if (p->storm.masked)
+		timeout = earliest(timeout, mono_until(p->storm.start_ms + STORM_WINDOW_MS));
+	if (!ending)
+		timeout = earliest(timeout, backend_timeout(p));
 	return timeout;
 }
 
@@ -762,7 +757,7 @@ static void loop_once(struct proxy *p)
 	 * what is held. */
 	if ((p->phase == PH_ENDING || p->drain.on)
 	    && (p->held.len == 0 || !relay_client_writable(p) || n == 0
-		|| (p->drain.on && ms_left(&p->drain.start, STOP_DRAIN_MS) <= 0)))
+		|| (p->drain.on && mono_until(p->drain.deadline_ms) == 0)))
 		p->stop = true;
 }
 

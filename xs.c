@@ -9,12 +9,13 @@
 #include <errno.h>
 #include <limits.h>
 #include <poll.h>
-#include <time.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <xenstore.h>
+#include "monotime.h"
+#include "strict.h"
 #include "xs.h"
 
 #define VALUE_MAX 4096           /* xenstore's payload bound */
@@ -31,50 +32,6 @@ const char *xb_state_name(enum xb_state s)
 		? state_names[s] : "Invalid";
 }
 
-bool xs_parse_uint(const char *s, unsigned long max, unsigned long *out)
-{
-	unsigned long v = 0;
-
-	if (s == NULL || *s == '\0')
-		return false;
-	for (; *s; s++) {
-		unsigned long d = (unsigned long)(*s - '0');
-
-		if (*s < '0' || *s > '9')
-			return false;
-		/* v * 10 + d <= max, without overflow (and d itself may exceed max) */
-		if (d > max || v > (max - d) / 10)
-			return false;
-		v = v * 10 + d;
-	}
-	*out = v;
-	return true;
-}
-
-bool xs_parse_canonical(const char *s, unsigned long max, unsigned long *out)
-{
-	return s != NULL && (s[0] != '0' || s[1] == '\0') && xs_parse_uint(s, max, out);
-}
-
-/* Read a node as a NUL-terminated string of at most cap-1 bytes; values
- * with embedded NULs or longer than cap are refused (a guest trick). */
-static bool read_str(struct xs_handle *h, const char *path, char *buf, size_t cap)
-{
-	unsigned int len = 0;
-	char *v = xs_read(h, XBT_NULL, path, &len);
-
-	if (v == NULL)
-		return false;
-	if (len >= cap || strlen(v) != len) {
-		free(v);
-		errno = EINVAL;
-		return false;
-	}
-	memcpy(buf, v, len + 1);
-	free(v);
-	return true;
-}
-
 /* dir/leaf into a buffer of NODE_MAX bytes.  Our directories are at most
  * XS_PATH_MAX and our leaf names short, so this never truncates. */
 #define NODE_MAX (XS_PATH_MAX + 32)
@@ -88,13 +45,21 @@ static void join(char *buf, const char *dir, const char *leaf)
 	buf[d + 1 + l] = '\0';
 }
 
+/* xenchan-dm's names for strict.h's functions, until it includes strict.h. */
+bool xs_parse_canonical(const char *s, unsigned long max, unsigned long *out)
+{
+	return strict_canonical(s, max, out);
+}
+
 bool xs_read_leaf(struct xs_handle *h, const char *dir, const char *leaf,
 		  char *buf, size_t cap)
 {
-	char path[NODE_MAX];
+	return strict_leaf(h, dir, leaf, buf, cap);
+}
 
-	join(path, dir, leaf);
-	return read_str(h, path, buf, cap);
+void xs_copy_printable(char *dst, size_t cap, const char *src)
+{
+	strict_printable(dst, cap, src);
 }
 
 static bool exists(struct xs_handle *h, const char *path)
@@ -104,15 +69,6 @@ static bool exists(struct xs_handle *h, const char *path)
 
 	free(v);
 	return v != NULL;
-}
-
-void xs_copy_printable(char *dst, size_t cap, const char *src)
-{
-	size_t i;
-
-	for (i = 0; i + 1 < cap && src[i]; i++)
-		dst[i] = (src[i] >= 0x20 && src[i] < 0x7f) ? src[i] : '?';
-	dst[i] = '\0';
 }
 
 static void say(char *msg, size_t msglen, const char *fmt, ...)
@@ -132,7 +88,7 @@ static void say_more(char *msg, size_t msglen, const char *item)
 	size_t used = strnlen(msg, msglen);
 	char clean[XS_NAME_MAX];
 
-	xs_copy_printable(clean, sizeof(clean), item);
+	strict_printable(clean, sizeof(clean), item);
 	if (used + 1 < msglen)
 		snprintf(msg + used, msglen - used, "%s%s", used ? ", " : "", clean);
 }
@@ -145,7 +101,7 @@ enum xs_result xs_find_domain(struct xs_handle *h, const char *arg,
 	unsigned int n, found = 0;
 	char **doms;
 
-	if (xs_parse_uint(arg, 0x7fef, &domid)) {   /* DOMID_FIRST_RESERVED */
+	if (strict_uint(arg, 0x7fef, &domid)) {   /* DOMID_FIRST_RESERVED */
 		snprintf(path, sizeof(path), "/local/domain/%lu", domid);
 		if (!exists(h, path)) {
 			say(msg, msglen, "no domain %lu (%s)", domid, path);
@@ -153,9 +109,9 @@ enum xs_result xs_find_domain(struct xs_handle *h, const char *arg,
 		}
 		ch->domid = domid;
 		snprintf(path, sizeof(path), "/local/domain/%lu/name", domid);
-		if (!read_str(h, path, name, sizeof(name)))
+		if (!strict_read(h, path, name, sizeof(name)))
 			name[0] = '\0';
-		xs_copy_printable(ch->domain_name, sizeof(ch->domain_name), name);
+		strict_printable(ch->domain_name, sizeof(ch->domain_name), name);
 		return XSR_OK;
 	}
 	doms = xs_directory(h, XBT_NULL, "/local/domain", &n);
@@ -165,15 +121,15 @@ enum xs_result xs_find_domain(struct xs_handle *h, const char *arg,
 	}
 	char names[512] = "";
 	for (unsigned int i = 0; i < n; i++) {
-		if (!xs_parse_uint(doms[i], 0x7fef, &domid))
+		if (!strict_uint(doms[i], 0x7fef, &domid))
 			continue;
 		snprintf(path, sizeof(path), "/local/domain/%lu/name", domid);
-		if (!read_str(h, path, name, sizeof(name)))
+		if (!strict_read(h, path, name, sizeof(name)))
 			continue;
 		say_more(names, sizeof(names), name);
 		if (strcmp(name, arg) == 0 && found++ == 0) {
 			ch->domid = domid;
-			xs_copy_printable(ch->domain_name, sizeof(ch->domain_name), name);
+			strict_printable(ch->domain_name, sizeof(ch->domain_name), name);
 		}
 	}
 	free(doms);
@@ -190,7 +146,7 @@ enum xs_result xs_find_domain(struct xs_handle *h, const char *arg,
  * ("%u") must lead back to it, so "05" or "007" is no device of ours. */
 static bool devid_node(const char *name, unsigned long *id)
 {
-	return xs_parse_canonical(name, CONSOLE_DEVID_MAX, id);
+	return strict_canonical(name, CONSOLE_DEVID_MAX, id);
 }
 
 enum xs_result xs_pick_channel(const char *const *devids,
@@ -200,7 +156,7 @@ enum xs_result xs_pick_channel(const char *const *devids,
 	unsigned long want_id;
 	size_t found = 0;
 
-	if (xs_parse_uint(want, CONSOLE_DEVID_MAX, &want_id)) {
+	if (strict_uint(want, CONSOLE_DEVID_MAX, &want_id)) {
 		if (want_id == 0)
 			return XSR_INVALID;   /* the primary console is not a channel */
 		for (size_t i = 0; i < n; i++) {
@@ -241,7 +197,7 @@ static char **read_channel_names(struct xs_handle *h, unsigned domid,
 	for (unsigned i = 0; names && i < n; i++) {
 		snprintf(path, sizeof(path), "/local/domain/%u/device/console/%.16s/name",
 			 domid, devids[i]);
-		if (read_str(h, path, name, sizeof(name)))
+		if (strict_read(h, path, name, sizeof(name)))
 			names[i] = strdup(name);
 	}
 	return names;
@@ -274,9 +230,9 @@ enum xs_result xs_find_channel(struct xs_handle *h, const char *arg,
 			    n, arg, &idx);
 	if (r == XSR_OK) {
 		unsigned long id;
-		xs_parse_uint(devids[idx], CONSOLE_DEVID_MAX, &id);
+		strict_uint(devids[idx], CONSOLE_DEVID_MAX, &id);
 		channel_paths(ch, id);
-		xs_copy_printable(ch->name, sizeof(ch->name), names[idx] ? names[idx] : "");
+		strict_printable(ch->name, sizeof(ch->name), names[idx] ? names[idx] : "");
 	} else {
 		char list[512] = "";
 		for (unsigned i = 0; i < n; i++)
@@ -300,18 +256,18 @@ enum xs_result xs_check_channel(struct xs_handle *h, const struct xs_channel *ch
 	unsigned long id;
 
 	join(path, ch->fe, "backend");
-	if (!read_str(h, path, val, sizeof(val)) || strcmp(val, ch->be) != 0) {
+	if (!strict_read(h, path, val, sizeof(val)) || strcmp(val, ch->be) != 0) {
 		say(msg, msglen, "%s does not name %s", path, ch->be);
 		return XSR_INVALID;
 	}
 	join(path, ch->fe, "backend-id");
-	if (!read_str(h, path, val, sizeof(val)) || !xs_parse_uint(val, 0x7fef, &id)
+	if (!strict_read(h, path, val, sizeof(val)) || !strict_uint(val, 0x7fef, &id)
 	    || id != ch->backend_domid) {
 		say(msg, msglen, "%s is not %u", path, ch->backend_domid);
 		return XSR_INVALID;
 	}
 	join(path, ch->be, "frontend-id");
-	if (!read_str(h, path, val, sizeof(val)) || !xs_parse_uint(val, 0x7fef, &id)
+	if (!strict_read(h, path, val, sizeof(val)) || !strict_uint(val, 0x7fef, &id)
 	    || id != ch->domid) {
 		say(msg, msglen, "%s is not %u (no backend directory?)", path, ch->domid);
 		return XSR_INVALID;
@@ -325,12 +281,12 @@ static enum xb_state read_state(struct xs_handle *h, const char *dir, bool *pres
 	unsigned long s;
 
 	join(path, dir, "state");
-	if (!read_str(h, path, val, sizeof(val))) {
+	if (!strict_read(h, path, val, sizeof(val))) {
 		*present = errno != ENOENT && errno != EACCES;
 		return XB_UNKNOWN;
 	}
 	*present = true;
-	if (!xs_parse_uint(val, XB_RECONFIGURED, &s))
+	if (!strict_uint(val, XB_RECONFIGURED, &s))
 		return XB_UNKNOWN;
 	return (enum xb_state)s;
 }
@@ -429,15 +385,15 @@ enum xs_result xs_frontend_ring(struct xs_handle *h, const struct xs_channel *ch
 	unsigned long ref, port;
 
 	join(path, ch->fe, "ring-ref");
-	if (!read_str(h, path, val, sizeof(val)) || (!xs_parse_uint(val, UINT32_MAX, &ref)
+	if (!strict_read(h, path, val, sizeof(val)) || (!strict_uint(val, UINT32_MAX, &ref)
 						     && (errno = EINVAL))) {
 		say(msg, msglen, "%s is %s", path, errno == ENOENT ? "absent" : "not a grant reference");
 		return errno == ENOENT ? XSR_NOT_FOUND : XSR_INVALID;
 	}
 	join(path, ch->fe, "port");
 	/* port 0 is never a valid event channel */
-	if (!read_str(h, path, val, sizeof(val))
-	    || ((!xs_parse_uint(val, INT32_MAX, &port) || port == 0) && (errno = EINVAL))) {
+	if (!strict_read(h, path, val, sizeof(val))
+	    || ((!strict_uint(val, INT32_MAX, &port) || port == 0) && (errno = EINVAL))) {
 		say(msg, msglen, "%s is %s", path, errno == ENOENT ? "absent" : "not an event channel port");
 		return errno == ENOENT ? XSR_NOT_FOUND : XSR_INVALID;
 	}
@@ -452,7 +408,7 @@ bool xs_frontend_limit(struct xs_handle *h, const struct xs_channel *ch,
 	char path[NODE_MAX], val[32];
 
 	join(path, ch->fe, "limit");
-	return read_str(h, path, val, sizeof(val)) && xs_parse_uint(val, 1UL << 30, limit);
+	return strict_read(h, path, val, sizeof(val)) && strict_uint(val, 1UL << 30, limit);
 }
 
 enum xs_result xs_backend_connection(struct xs_handle *h, const struct xs_channel *ch,
@@ -462,12 +418,12 @@ enum xs_result xs_backend_connection(struct xs_handle *h, const struct xs_channe
 	char node[NODE_MAX];
 
 	join(node, ch->be, "connection");
-	if (!read_str(h, node, conn, connlen))
+	if (!strict_read(h, node, conn, connlen))
 		return XSR_NOT_FOUND;
 	path[0] = '\0';
 	if (strcmp(conn, "socket") == 0) {
 		join(node, ch->be, "path");
-		if (!read_str(h, node, path, pathlen) || path[0] != '/')
+		if (!strict_read(h, node, path, pathlen) || path[0] != '/')
 			return XSR_INVALID;
 		return XSR_OK;
 	}
@@ -547,7 +503,7 @@ static enum xs_result pick_free_devid(struct xs_handle *h, xs_transaction_t t,
 		unsigned int len;
 		char *v;
 
-		if (!xs_parse_uint(ids[i], CONSOLE_DEVID_MAX, &id))
+		if (!strict_uint(ids[i], CONSOLE_DEVID_MAX, &id))
 			continue;
 		if (id <= DEVID_LAST)
 			used[id] = true;
@@ -615,7 +571,7 @@ enum xs_result xs_create_channel(struct xs_handle *h, struct xs_channel *ch,
 	unsigned want = ch->devid;
 
 	snprintf(lim, sizeof(lim), "%lu", limit);
-	xs_copy_printable(ch->name, sizeof(ch->name), name);
+	strict_printable(ch->name, sizeof(ch->name), name);
 	for (int attempt = 0; attempt < 64; attempt++) {
 		xs_transaction_t t = xs_transaction_start(h);
 		enum xs_result r;
@@ -705,7 +661,7 @@ bool xs_channel_is_ours(struct xs_handle *h, const struct xs_channel *ch)
 	char path[NODE_MAX], val[32];
 
 	join(path, ch->fe, "type");
-	return read_str(h, path, val, sizeof(val)) && strcmp(val, HOTPLUG_TYPE) == 0;
+	return strict_read(h, path, val, sizeof(val)) && strcmp(val, HOTPLUG_TYPE) == 0;
 }
 
 /* The proxy serving a channel, in the backend directory (owned by the
@@ -737,10 +693,10 @@ long xs_server_pid(struct xs_handle *h, const struct xs_channel *ch, unsigned lo
 	if (start)
 		*start = 0;
 	join(path, ch->be, SERVER_PID_NODE);
-	if (!read_str(h, path, val, sizeof(val)) || !xs_parse_uint(val, 1UL << 30, &pid))
+	if (!strict_read(h, path, val, sizeof(val)) || !strict_uint(val, 1UL << 30, &pid))
 		return 0;
 	join(path, ch->be, SERVER_START_NODE);
-	if (start && read_str(h, path, val, sizeof(val)) && xs_parse_uint(val, ULONG_MAX, &st))
+	if (start && strict_read(h, path, val, sizeof(val)) && strict_uint(val, ULONG_MAX, &st))
 		*start = st;
 	return (long)pid;
 }
@@ -750,27 +706,23 @@ long xs_server_pid(struct xs_handle *h, const struct xs_channel *ch, unsigned lo
 bool xs_wait_frontend(struct xs_handle *h, const struct xs_channel *ch, bool want_gone,
 		      int timeout_ms)
 {
-	struct timespec end, now;
+	int64_t deadline = mono_ms() + timeout_ms;
 	bool ok = false;
 
 	if (!xs_watch(h, ch->fe, "wait"))
 		return false;
-	clock_gettime(CLOCK_MONOTONIC, &end);
-	end.tv_sec += timeout_ms / 1000;
-	end.tv_nsec += (timeout_ms % 1000) * 1000000L;
 	for (;;) {
 		bool present;
 		enum xb_state s = xs_frontend_state(h, ch, &present);
 		struct pollfd pfd = { .fd = xs_fileno(h), .events = POLLIN };
-		long left;
+		int left;
 
 		if (!present || (!want_gone && s == XB_CLOSED)) {
 			ok = true;
 			break;
 		}
-		clock_gettime(CLOCK_MONOTONIC, &now);
-		left = (end.tv_sec - now.tv_sec) * 1000 + (end.tv_nsec - now.tv_nsec) / 1000000;
-		if (left <= 0 || poll(&pfd, 1, (int)left) <= 0)
+		left = mono_until(deadline);
+		if (left == 0 || poll(&pfd, 1, left) <= 0)
 			break;
 		xs_drain_watches(h);
 	}
@@ -784,8 +736,8 @@ static void read_leaf(struct xs_handle *h, const char *dir, const char *leaf,
 	char path[NODE_MAX], raw[XS_PATH_MAX];
 
 	join(path, dir, leaf);
-	if (read_str(h, path, raw, sizeof(raw)))
-		xs_copy_printable(buf, cap, raw);
+	if (strict_read(h, path, raw, sizeof(raw)))
+		strict_printable(buf, cap, raw);
 	else
 		buf[0] = '\0';
 }
@@ -806,7 +758,7 @@ int xs_list_channels(struct xs_handle *h, const struct xs_channel *dom,
 		unsigned long id;
 		bool present;
 
-		if (!xs_parse_uint(ids[i], CONSOLE_DEVID_MAX, &id) || id == 0)
+		if (!strict_uint(ids[i], CONSOLE_DEVID_MAX, &id) || id == 0)
 			continue;
 		channel_paths(&ch, id);
 		memset(ci, 0, sizeof(*ci));

@@ -42,19 +42,12 @@ enum xs_result {
 	XSR_OK = 0, XSR_NOT_FOUND, XSR_AMBIGUOUS, XSR_INVALID, XSR_GONE, XSR_FAILED,
 };
 
-/* Strict unsigned decimal: no sign, no space, no junk, no overflow past max. */
-bool xs_parse_uint(const char *s, unsigned long max, unsigned long *out);
-/* The same, spelt as "%u" spells it: no leading zero. */
+/* xenchan-dm's names for strict.h's strict_canonical, strict_leaf and
+ * strict_printable, until it includes strict.h. */
 bool xs_parse_canonical(const char *s, unsigned long max, unsigned long *out);
-/* A possibly hostile string (a guest's) for a log line: printable ASCII
- * only, anything else as '?', cut to cap-1 bytes.  xenchan-dm's lines use it
- * too. */
-void xs_copy_printable(char *dst, size_t cap, const char *src);
-/* dir/leaf as a NUL-terminated string of at most cap-1 bytes; false if
- * absent, longer, or holding a NUL (a guest trick). */
-struct xs_handle;
 bool xs_read_leaf(struct xs_handle *h, const char *dir, const char *leaf,
 		  char *buf, size_t cap);
+void xs_copy_printable(char *dst, size_t cap, const char *src);
 
 /* A channel argument matched against a domain's console devices.  devids[i]
  * is the i-th child name of device/console, names[i] its "name" node (or

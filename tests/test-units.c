@@ -1,6 +1,6 @@
 /*
- * test-units.c - unit tests of the pure parts: ring.c, held.c, the parsers
- * and channel matching of xs.c, and log.c's line budget.  Run by
+ * test-units.c - unit tests of the pure parts: ring.c, held.c, the strict
+ * parsers (strict.c), the channel matching of xs.c, and log.c's line budget.  Run by
  * tests/test_units.py.
  */
 #include <stdio.h>
@@ -9,6 +9,7 @@
 #include "held.h"
 #include "log.h"
 #include "ring.h"
+#include "strict.h"
 #include "xs.h"
 
 static int failures, checks;
@@ -164,20 +165,20 @@ static void test_parse_uint(void)
 {
 	unsigned long v;
 
-	CHECK(xs_parse_uint("0", 10, &v) && v == 0);
-	CHECK(xs_parse_uint("4294967295", 4294967295UL, &v) && v == 4294967295UL);
-	CHECK(!xs_parse_uint("4294967296", 4294967295UL, &v));
-	CHECK(!xs_parse_uint("", 10, &v));
-	CHECK(!xs_parse_uint("-1", 10, &v));
-	CHECK(!xs_parse_uint("+1", 10, &v));
-	CHECK(!xs_parse_uint(" 1", 10, &v));
-	CHECK(!xs_parse_uint("1 ", 10, &v));
-	CHECK(!xs_parse_uint("0x10", 100, &v));
-	CHECK(!xs_parse_uint("99999999999999999999999", ~0UL, &v));
-	CHECK(!xs_parse_uint(NULL, 10, &v));
-	CHECK(!xs_parse_uint("9", 8, &v));      /* a digit above max (found by fuzzing) */
-	CHECK(xs_parse_uint("8", 8, &v) && v == 8);
-	CHECK(!xs_parse_uint("10", 8, &v));
+	CHECK(strict_uint("0", 10, &v) && v == 0);
+	CHECK(strict_uint("4294967295", 4294967295UL, &v) && v == 4294967295UL);
+	CHECK(!strict_uint("4294967296", 4294967295UL, &v));
+	CHECK(!strict_uint("", 10, &v));
+	CHECK(!strict_uint("-1", 10, &v));
+	CHECK(!strict_uint("+1", 10, &v));
+	CHECK(!strict_uint(" 1", 10, &v));
+	CHECK(!strict_uint("1 ", 10, &v));
+	CHECK(!strict_uint("0x10", 100, &v));
+	CHECK(!strict_uint("99999999999999999999999", ~0UL, &v));
+	CHECK(!strict_uint(NULL, 10, &v));
+	CHECK(!strict_uint("9", 8, &v));      /* a digit above max (found by fuzzing) */
+	CHECK(strict_uint("8", 8, &v) && v == 8);
+	CHECK(!strict_uint("10", 8, &v));
 }
 
 static void test_pick_channel(void)
@@ -212,14 +213,13 @@ static void test_pick_channel(void)
 static void test_log_budget(void)
 {
 	struct log_budget b = { 0 };
-	struct timespec t = { 1000, 0 };
+	int64_t t = 1000 * 1000;   /* ms */
 	unsigned long held, logged = 0, warned = 0, counted = 0, events = 0;
 	bool throttling;
 
 	for (long ms = 0; ms < 3600L * 1000; ms++, events++) {
-		t.tv_sec = 1000 + ms / 1000;
-		t.tv_nsec = (ms % 1000) * 1000000;
-		if (log_budget_take(&b, &t, &held, &throttling)) {
+		t = 1000 * 1000 + ms;
+		if (log_budget_take(&b, t, &held, &throttling)) {
 			logged++;
 			counted += held;
 		}
@@ -230,16 +230,16 @@ static void test_log_budget(void)
 	      || logged == LOG_BURST + 3600 / (LOG_REFILL_MS / 1000));
 	CHECK(counted + logged + b.held_back == events);
 	/* calm for less than a full refill: still throttling, no new warning */
-	t.tv_sec += (LOG_BURST - 1) * (LOG_REFILL_MS / 1000);
+	t += (LOG_BURST - 1) * LOG_REFILL_MS;
 	for (int i = 0; i < LOG_BURST + 5; i++) {
-		log_budget_take(&b, &t, &held, &throttling);
+		log_budget_take(&b, t, &held, &throttling);
 		CHECK(!throttling);
 	}
 	/* calm long enough: a full budget again, and one warning when spent */
-	t.tv_sec += LOG_BURST * (LOG_REFILL_MS / 1000);
+	t += LOG_BURST * LOG_REFILL_MS;
 	warned = logged = 0;
 	for (int i = 0; i < LOG_BURST + 5; i++) {
-		logged += log_budget_take(&b, &t, &held, &throttling);
+		logged += log_budget_take(&b, t, &held, &throttling);
 		warned += throttling;
 	}
 	CHECK(logged == LOG_BURST && warned == 1);

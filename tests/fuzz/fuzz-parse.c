@@ -1,15 +1,16 @@
 /*
- * fuzz-parse.c - the pure parsers of xs.c against brute-force references.
+ * fuzz-parse.c - the strict number parsers (strict.c) and the channel pick
+ * of xs.c against brute-force references.
  *
  * The first byte chooses:
- *   even: xs_parse_uint(string, max) for an arbitrary string and a max that
+ *   even: strict_uint(string, max) for an arbitrary string and a max that
  *         is either one the proxy uses or any 64-bit value.  Reference: only
  *         digits, at least one, strtoull without ERANGE, value <= max.
- *         xs_parse_canonical the same, refusing a leading zero too.
+ *         strict_canonical the same, refusing a leading zero too.
  *   odd:  xs_pick_channel(devids, names, n, want) over a directory listing
  *         split from the input (NUL-separated: want, then devid/name pairs;
  *         a name token "=NAME" is NAME, anything else is no "name" node).
- *         Reference: want a number (as xs_parse_uint reads devids, up to
+ *         Reference: want a number (as strict_uint reads devids, up to
  *         65535) -> the first devid of that number, 0 is XSR_INVALID;
  *         otherwise the one entry with a non-zero numeric devid whose name
  *         is want, XSR_AMBIGUOUS if several, XSR_NOT_FOUND if none.
@@ -19,6 +20,7 @@
 #include <limits.h>
 #include "fuzz-input.h"
 #include "fuzz-ref.h"
+#include "strict.h"
 
 #define MAX_ENTRIES 64
 
@@ -37,10 +39,10 @@ static void fuzz_parse_uint(struct fin *f, uint8_t sel)
 
 	max = idx < nmax ? maxima[idx] : fin_u64(f);
 	s = fin_str(f, 128);
-	r = xs_parse_uint(s, max, &got);
+	r = strict_uint(s, max, &got);
 	ref = ref_parse_uint(s, max, &want);
 	if (r != ref || (r && got != want)) {
-		fprintf(stderr, "xs_parse_uint(\"%s\", %lu) = %d (%lu), reference %d (%lu)\n",
+		fprintf(stderr, "strict_uint(\"%s\", %lu) = %d (%lu), reference %d (%lu)\n",
 			s, max, r, got, ref, want);
 		abort();
 	}
@@ -48,15 +50,15 @@ static void fuzz_parse_uint(struct fin *f, uint8_t sel)
 		FUZZ_CHECK(got <= max);
 	/* The canonical spelling: the same, minus a leading zero. */
 	ref = ref && (s[0] != '0' || s[1] == '\0');
-	r = xs_parse_canonical(s, max, &got);
+	r = strict_canonical(s, max, &got);
 	if (r != ref || (r && got != want)) {
-		fprintf(stderr, "xs_parse_canonical(\"%s\", %lu) = %d (%lu), reference %d (%lu)\n",
+		fprintf(stderr, "strict_canonical(\"%s\", %lu) = %d (%lu), reference %d (%lu)\n",
 			s, max, r, got, ref, want);
 		abort();
 	}
 	free(s);
-	FUZZ_CHECK(!xs_parse_uint(NULL, max, &got));
-	FUZZ_CHECK(!xs_parse_canonical(NULL, max, &got));
+	FUZZ_CHECK(!strict_uint(NULL, max, &got));
+	FUZZ_CHECK(!strict_canonical(NULL, max, &got));
 }
 
 static void fuzz_pick_channel(struct fin *f)

@@ -42,11 +42,11 @@ $(FUZZ_B)/fuzz-held: $(FUZZ_B)/fuzz-held.o $(FUZZ_B)/proxy/held.o
 	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^
 
 # Only the pure parsers are called; libxenstore is there for xs.c's other calls.
-$(FUZZ_B)/fuzz-parse: $(FUZZ_B)/fuzz-parse.o $(FUZZ_B)/proxy/xs.o
+$(FUZZ_B)/fuzz-parse: $(FUZZ_B)/fuzz-parse.o $(FUZZ_B)/proxy/xs.o $(FUZZ_B)/proxy/strict.o
 	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(FUZZ_XS_LIBS)
 
 # fuzz-xs.c is the xenstore: no libxenstore.
-$(FUZZ_B)/fuzz-xs: $(FUZZ_B)/fuzz-xs.o $(FUZZ_B)/proxy/xs.o
+$(FUZZ_B)/fuzz-xs: $(FUZZ_B)/fuzz-xs.o $(FUZZ_B)/proxy/xs.o $(FUZZ_B)/proxy/strict.o
 	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^
 
 # libFuzzer dictionaries: the numbers at the parsers' bounds, xenstore's words.
