@@ -13,7 +13,8 @@
 #define CONSOLE_DEVID_MAX  65535u    /* xenbus device ids are 16-bit in libxl */
 #define BACKEND_DOMID_DOM0 0u        /* where libxl's device model runs */
 
-/* /local/domain/D, and its console devices (D). */
+/* Every domain's directory, /local/domain/D, and its console devices (D). */
+#define PATH_DOMAINS       "/local/domain"
 #define PATH_DOMAIN        "/local/domain/%u"
 #define PATH_CONSOLES      "/local/domain/%u/device/console"
 /* F: the frontend of channel N of domain D (D, N). */
@@ -21,8 +22,10 @@
 /* K: its backend in domain B (B, D, N), and B's console backends (B). */
 #define PATH_BACKEND       "/local/domain/%u/backend/console/%u/%u"
 #define PATH_BACKENDS      "/local/domain/%u/backend/console"
-/* libxl's own copy of a device's backend keys (D, N). */
+/* libxl's own copy of a device's backend keys (D, N), below libxl's
+ * directory for domain D (D). */
 #define PATH_LIBXL_DEVICE  "/libxl/%u/device/console/%u"
+#define PATH_LIBXL_DOMAIN  "/libxl/%u"
 /* The device model's directory for domain D, in the dm's domain (B, D). */
 #define PATH_DEVICE_MODEL  "/local/domain/%u/device-model/%u"
 

@@ -35,8 +35,13 @@ bool strict_canonical(const char *s, unsigned long max, unsigned long *out)
 
 bool strict_read(struct xs_handle *h, const char *path, char *buf, size_t cap)
 {
+	return strict_read_in(h, XBT_NULL, path, buf, cap);
+}
+
+bool strict_read_in(struct xs_handle *h, uint32_t t, const char *path, char *buf, size_t cap)
+{
 	unsigned int len = 0;
-	char *v = xs_read(h, XBT_NULL, path, &len);
+	char *v = xs_read(h, t, path, &len);
 
 	if (v == NULL)
 		return false;

@@ -10,6 +10,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct xs_handle;
 
@@ -21,6 +22,8 @@ bool strict_canonical(const char *s, unsigned long max, unsigned long *out);
  * false (errno ENOENT, EACCES, EINVAL...) if absent, unreadable, longer,
  * or holding a NUL (a guest trick). */
 bool strict_read(struct xs_handle *h, const char *path, char *buf, size_t cap);
+/* The same within transaction t (an xs_transaction_t; 0 is XBT_NULL, none). */
+bool strict_read_in(struct xs_handle *h, uint32_t t, const char *path, char *buf, size_t cap);
 /* dir/leaf likewise; dir and leaf must fit STRICT_PATH_MAX together. */
 bool strict_leaf(struct xs_handle *h, const char *dir, const char *leaf,
 		 char *buf, size_t cap);
