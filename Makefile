@@ -18,7 +18,7 @@ XEN_PKGS  = xenstore xengnttab xenevtchn xentoollog libseccomp
 XEN_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(XEN_PKGS) 2>/dev/null)
 XEN_LIBS   := $(shell $(PKG_CONFIG) --libs $(XEN_PKGS) 2>/dev/null)
 
-PROXY_SRCS = xenchan-proxy.c relay.c backend.c ring.c xs.c endpoint.c held.c hotplug.c sandbox.c \
+PROXY_SRCS = xenchan-proxy.c relay.c backend.c ring.c store.c endpoint.c held.c hotplug.c sandbox.c \
              systemd.c log.c transcript.c strict.c
 PROXY_OBJS = $(PROXY_SRCS:%.c=$(B)/%.o)
 
@@ -63,9 +63,9 @@ bench: all
 unit: $(B)/tests/test-units
 	$(B)/tests/test-units
 
-$(B)/tests/test-units: tests/test-units.c ring.c held.c xs.c log.c strict.c $(wildcard *.h)
+$(B)/tests/test-units: tests/test-units.c ring.c held.c store.c log.c strict.c $(wildcard *.h)
 	@mkdir -p $(@D)
-	$(CC) $(WARN) $(CFLAGS) $(XEN_CFLAGS) $(LDFLAGS) -I. -o $@ tests/test-units.c ring.c held.c xs.c log.c strict.c $(XEN_LIBS)
+	$(CC) $(WARN) $(CFLAGS) $(XEN_CFLAGS) $(LDFLAGS) -I. -o $@ tests/test-units.c ring.c held.c store.c log.c strict.c $(XEN_LIBS)
 
 # LeakSanitizer's exit-time check and valgrind make system calls the seccomp
 # filter refuses: these runs pass --no-seccomp (the harness reads the

@@ -22,13 +22,13 @@
 /* Announce ourselves as the backend, or reattach to a live channel. */
 int backend_start(struct proxy *p)
 {
-	if (!xs_watch_channel(p->xs, &p->ch)) {
+	if (!store_watch_channel(p->xs, &p->ch)) {
 		log_line(&p->log, XTL_ERROR, errno, "xs_watch %s", p->ch.fe);
 		return EX_UNAVAILABLE;
 	}
 	/* Not on the loop's path: libxenstore takes a lock for it each call. */
-	p->xs_fd = xs_fileno(p->xs);
-	if (p->xs_fd < 0) {
+	p->store_fd = xs_fileno(p->xs);
+	if (p->store_fd < 0) {
 		log_line(&p->log, XTL_ERROR, errno, "xs_fileno");
 		return EX_UNAVAILABLE;
 	}
@@ -40,11 +40,11 @@ int backend_start(struct proxy *p)
 
 static void set_backend_state(struct proxy *p, enum xb_state s)
 {
-	enum xs_result r = xs_set_backend_state(p->xs, &p->ch, s);
+	enum store_result r = store_set_backend_state(p->xs, &p->ch, s);
 
-	if (r == XSR_OK)
-		log_guest(&p->log, XTL_INFO, -1, "backend state %s", xb_state_name(s));
-	else if (r != XSR_GONE)
+	if (r == STORE_OK)
+		log_guest(&p->log, XTL_INFO, -1, "backend state %s", store_state_name(s));
+	else if (r != STORE_GONE)
 		log_line(&p->log, XTL_ERROR, errno, "xs_write %s/state", p->ch.be);
 }
 
@@ -96,7 +96,7 @@ static void retry_later(struct proxy *p)
 
 /* Connected is written: the guest may have been waiting on a full ring, and
  * systemd on us. */
-static void connected(struct proxy *p, const struct xs_ring_info *ri)
+static void connected(struct proxy *p, const struct store_ring *ri)
 {
 	p->retry.ms = 0;
 	p->phase = PH_CONNECTED;
@@ -113,17 +113,17 @@ static void connected(struct proxy *p, const struct xs_ring_info *ri)
  * it, then say Connected. */
 static void attach(struct proxy *p)
 {
-	struct xs_ring_info ri;
+	struct store_ring ri;
 	char msg[256];
 
-	if (xs_frontend_ring(p->xs, &p->ch, &ri, msg, sizeof(msg)) != XSR_OK) {
+	if (store_frontend_ring(p->xs, &p->ch, &ri, msg, sizeof(msg)) != STORE_OK) {
 		if (repeat_log(&p->rep.refuse))
 			log_line(&p->log, XTL_WARN, -1, "not connecting: %s", msg);
 		return;
 	}
 	if (relay_attach(p, &ri) != ATTACH_OK)
 		return;
-	if (xs_set_backend_state(p->xs, &p->ch, XB_CONNECTED) != XSR_OK)
+	if (store_set_backend_state(p->xs, &p->ch, XB_CONNECTED) != STORE_OK)
 		retry_later(p);
 	else
 		connected(p, &ri);
@@ -173,13 +173,13 @@ static void follow_states(struct proxy *p)
 	enum xb_state fs, bs;
 
 	p->retry.armed = false;
-	bs = xs_backend_state(p->xs, &p->ch, &be_present);
+	bs = store_backend_state(p->xs, &p->ch, &be_present);
 	if (!be_present) {
 		drain_and_release(p);
 		begin_ending(p, "backend directory removed");
 		return;
 	}
-	fs = xs_frontend_state(p->xs, &p->ch, &fe_present);
+	fs = store_frontend_state(p->xs, &p->ch, &fe_present);
 	if (!fe_present) {
 		if (p->page != NULL)
 			log_guest(&p->log, XTL_WARN, -1,
@@ -197,16 +197,16 @@ static void follow_states(struct proxy *p)
 
 void backend_on_xenstore(struct proxy *p)
 {
-	unsigned fired = xs_drain_watches(p->xs);
+	unsigned fired = store_drain_watches(p->xs);
 
 	if (p->phase == PH_ENDING)
 		return;
-	if ((fired & XS_WATCH_RELEASE) && !xs_domain_alive(p->xs, p->ch.domid)) {
+	if ((fired & STORE_WATCH_RELEASE) && !store_domain_alive(p->xs, p->ch.domid)) {
 		p->page = NULL;   /* the domain and its page are gone: never touch it */
 		begin_ending(p, "domain is gone");
 		return;
 	}
-	if (fired & (XS_WATCH_FRONTEND | XS_WATCH_BACKEND))
+	if (fired & (STORE_WATCH_FRONTEND | STORE_WATCH_BACKEND))
 		follow_states(p);
 }
 

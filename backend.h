@@ -10,7 +10,7 @@
 
 #include "proxy.h"
 
-/* Set the watches and take xs_fd; returns 0 or a sysexits code. */
+/* Set the watches and take store_fd; returns 0 or a sysexits code. */
 int backend_start(struct proxy *p);
 /* The xenstore fd is readable: consume the watches and act on them. */
 void backend_on_xenstore(struct proxy *p);

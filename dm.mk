@@ -7,7 +7,7 @@ DM_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(DM_PKGS) 2>/dev/null)
 DM_LIBS   := $(shell $(PKG_CONFIG) --libs $(DM_PKGS) 2>/dev/null)
 # The loop and its phases, then (dm.h) argv, xenstore, proxies, QMP, the probe, log.
 DM_SRCS    = xenchan-dm.c dm-args.c dm-xs.c dm-proxies.c dm-qmp.c dm-monitor.c dm-probe.c dm-log.c \
-             log.c xs.c strict.c
+             log.c strict.c
 DM_OBJS    = $(DM_SRCS:%.c=$(B)/%.o)
 
 all: xenchan-dm

@@ -22,8 +22,8 @@
 #include "held.h"
 #include "log.h"
 #include "ring.h"
+#include "store.h"
 #include "transcript.h"
-#include "xs.h"
 
 enum mode { MODE_SERVE, MODE_CREATE, MODE_REMOVE, MODE_LIST };
 
@@ -133,9 +133,9 @@ struct proxy {
 	struct options opt;
 	struct log_ctx log;
 	struct xs_handle *xs;
-	int xs_fd;                       /* xs_fileno, taken once: it locks */
-	struct xs_channel ch;
-	char toolstack_path[XS_PATH_MAX];  /* the endpoint the backend nodes name */
+	int store_fd;                    /* xs_fileno, taken once: it locks */
+	struct store_channel ch;
+	char toolstack_path[STORE_PATH_MAX];  /* the endpoint the backend nodes name */
 	xengnttab_handle *gnt;
 	xenevtchn_handle *evt;
 	void *page;                      /* the mapped ring, NULL when not */

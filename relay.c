@@ -36,7 +36,7 @@ static void protocol_error(struct proxy *p, const char *what)
 	p->refused = true;
 }
 
-enum attach_result relay_attach(struct proxy *p, const struct xs_ring_info *ri)
+enum attach_result relay_attach(struct proxy *p, const struct store_ring *ri)
 {
 	struct iovec iov[2];
 	int cnt, port;

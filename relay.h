@@ -18,7 +18,7 @@ enum attach_result {
 };
 /* Map the ring the frontend offers (ri) and bind its port.  Anything but
  * ATTACH_OK leaves no ring. */
-enum attach_result relay_attach(struct proxy *p, const struct xs_ring_info *ri);
+enum attach_result relay_attach(struct proxy *p, const struct store_ring *ri);
 /* Unmap the ring and unbind its port; nothing if none is mapped. */
 void relay_release(struct proxy *p);
 

@@ -283,9 +283,9 @@ static bool stale_channel(struct proxy *p, long *pid)
 {
 	unsigned long long start;
 
-	if (!xs_channel_is_ours(p->xs, &p->ch))
+	if (!hotplug_is_ours(p->xs, &p->ch))
 		return false;
-	*pid = xs_server_pid(p->xs, &p->ch, &start);
+	*pid = hotplug_read_server(p->xs, &p->ch, &start);
 	return hotplug_server(*pid, start) == SERVER_GONE;
 }
 
@@ -296,31 +296,32 @@ static int create_channel(struct proxy *p)
 		? "connect" : p->opt.kind == EP_PTY ? "pty" : "stdio";
 	char msg[256];
 	unsigned existing = 0;
-	enum xs_result r;
+	enum store_result r;
 
 	/* F/limit is what libxl writes, not our --buffer: it is the default of
 	 * every later proxy of this channel, and one process's choice (say
 	 * --buffer 0 with keep) must not become a successor's bound. */
 	p->ch.devid = p->opt.create_devid;
-	r = xs_create_channel(p->xs, &p->ch, p->opt.channel, DEFAULT_LIMIT, conn,
-			      endpoint_socket_path(&p->ep), &existing, msg, sizeof(msg));
+	r = hotplug_create(p->xs, &p->ch, p->opt.channel, DEFAULT_LIMIT, conn,
+			   endpoint_socket_path(&p->ep), &existing, msg, sizeof(msg));
 	name_log(p);
-	if (r == XSR_OK) {
+	if (r == STORE_OK) {
 		p->created = true;
 		log_line(&p->log, XTL_INFO, -1, "created %s", p->ch.fe);
 		return 0;
 	}
-	if (r == XSR_AMBIGUOUS && p->opt.create_devid && p->opt.create_devid != existing) {
+	if (r == STORE_AMBIGUOUS && p->opt.create_devid && p->opt.create_devid != existing) {
 		snprintf(msg, sizeof(msg), "channel %s exists at devid %u, not %u",
 			 p->opt.channel, existing, p->opt.create_devid);
-	} else if (r == XSR_AMBIGUOUS) {
+	} else if (r == STORE_AMBIGUOUS) {
 		char devid[16];
 		long pid;
 
 		snprintf(devid, sizeof(devid), "%u", existing);
-		r = xs_find_channel(p->xs, devid, p->opt.backend_domid, &p->ch, msg, sizeof(msg));
+		r = store_find_channel(p->xs, devid, p->opt.backend_domid, &p->ch, msg,
+				       sizeof(msg));
 		name_log(p);
-		if (r == XSR_OK && stale_channel(p, &pid)) {
+		if (r == STORE_OK && stale_channel(p, &pid)) {
 			p->created = true;
 			log_line(&p->log, XTL_WARN, -1, "taking over %s (its proxy %ld is gone)",
 				 p->ch.fe, pid);
@@ -336,25 +337,25 @@ static int create_channel(struct proxy *p)
 static int find_channel(struct proxy *p)
 {
 	char msg[768];
-	enum xs_result r;
+	enum store_result r;
 
-	r = xs_find_domain(p->xs, p->opt.domain, &p->ch, msg, sizeof(msg));
-	if (r == XSR_OK && p->opt.command == MODE_LIST)
+	r = store_find_domain(p->xs, p->opt.domain, &p->ch, msg, sizeof(msg));
+	if (r == STORE_OK && p->opt.command == MODE_LIST)
 		return 0;
-	if (r == XSR_OK && p->opt.command == MODE_CREATE) {
+	if (r == STORE_OK && p->opt.command == MODE_CREATE) {
 		p->ch.backend_domid = p->opt.backend_domid;
 		return 0;   /* created once the endpoint is open */
 	}
-	if (r == XSR_OK)
-		r = xs_find_channel(p->xs, p->opt.channel, p->opt.backend_domid, &p->ch,
-				    msg, sizeof(msg));
+	if (r == STORE_OK)
+		r = store_find_channel(p->xs, p->opt.channel, p->opt.backend_domid, &p->ch,
+				       msg, sizeof(msg));
 	name_log(p);
-	if (r != XSR_OK) {   /* missing, ambiguous, or console 0 */
+	if (r != STORE_OK) {   /* missing, ambiguous, or console 0 */
 		log_line(&p->log, XTL_ERROR, -1, "%s", msg);
-		return r == XSR_FAILED ? EX_UNAVAILABLE : EX_NOINPUT;
+		return r == STORE_FAILED ? EX_UNAVAILABLE : EX_NOINPUT;
 	}
-	r = xs_check_channel(p->xs, &p->ch, msg, sizeof(msg));
-	if (r == XSR_OK)
+	r = store_check_channel(p->xs, &p->ch, msg, sizeof(msg));
+	if (r == STORE_OK)
 		return 0;
 	log_line(&p->log, XTL_ERROR, -1, "%s", msg);
 	return EX_DATAERR;
@@ -365,7 +366,8 @@ static int toolstack_endpoint(struct proxy *p, char *path, size_t pathlen)
 {
 	char conn[16];
 
-	if (xs_backend_connection(p->xs, &p->ch, conn, sizeof(conn), path, pathlen) != XSR_OK) {
+	if (store_backend_connection(p->xs, &p->ch, conn, sizeof(conn), path, pathlen)
+	    != STORE_OK) {
 		log_line(&p->log, XTL_ERROR, -1, "no endpoint option, and %s/connection and path "
 			 "name no socket or pty", p->ch.be);
 		return EX_CONFIG;
@@ -401,7 +403,8 @@ static int open_endpoint(struct proxy *p)
 /* For xl console -t pv: the pty's path in the frontend "tty" node. */
 static void publish_tty(struct proxy *p)
 {
-	if (p->opt.kind == EP_PTY && xs_set_frontend_tty(p->xs, &p->ch, p->ep.pty_name) != XSR_OK)
+	if (p->opt.kind == EP_PTY
+	    && store_set_frontend_tty(p->xs, &p->ch, p->ep.pty_name) != STORE_OK)
 		log_line(&p->log, XTL_WARN, errno, "xs_write %s/tty", p->ch.fe);
 }
 
@@ -468,7 +471,7 @@ static void buffer_bound(struct proxy *p)
 
 	if (p->opt.buffer_set)
 		limit = p->opt.buffer;
-	else if (!xs_frontend_limit(p->xs, &p->ch, &limit))
+	else if (!store_frontend_limit(p->xs, &p->ch, &limit))
 		limit = DEFAULT_LIMIT;
 	held_init(&p->held, limit);
 }
@@ -658,7 +661,7 @@ static int poll_setup(struct proxy *p, struct pollfd *pfd)
 		pfd[i] = (struct pollfd){ .fd = -1 };
 	pfd[PFD_SIG] = (struct pollfd){ .fd = p->sigfd, .events = POLLIN };
 	if (!ending) {
-		pfd[PFD_XS] = (struct pollfd){ .fd = p->xs_fd, .events = POLLIN };
+		pfd[PFD_XS] = (struct pollfd){ .fd = p->store_fd, .events = POLLIN };
 		if (p->page != NULL)
 			pfd[PFD_EVT] = (struct pollfd){ .fd = xenevtchn_fd(p->evt), .events = POLLIN };
 		if (p->ep.kind == EP_LISTEN && !client)
@@ -834,7 +837,7 @@ static int proxy_setup(struct proxy *p)
 	publish_tty(p);
 	if ((r = backend_start(p)))
 		return r;
-	if (xs_set_server_pid(p->xs, &p->ch, getpid(), hotplug_own_start()) != XSR_OK)
+	if (hotplug_write_server(p->xs, &p->ch, getpid(), hotplug_own_start()) != STORE_OK)
 		log_line(&p->log, XTL_WARN, errno, "xs_write %s/xenchan-pid", p->ch.be);
 	systemd_notify(p->notify.fd, "STATUS=waiting for the guest to connect");
 	log_line(&p->log, XTL_INFO, -1, "serving %s (backend %s) on %s, holding up to %zu bytes",
@@ -860,10 +863,10 @@ static void proxy_finish(struct proxy *p)
 		return;
 	systemd_notify(p->notify.fd, "STOPPING=1");
 	if (!p->created) {
-		xs_set_server_pid(p->xs, &p->ch, 0, 0);
+		hotplug_write_server(p->xs, &p->ch, 0, 0);
 		return;
 	}
-	if (hotplug_unplug(p->xs, &p->ch, UNPLUG_WAIT_MS, msg, sizeof(msg)) == XSR_FAILED)
+	if (hotplug_unplug(p->xs, &p->ch, UNPLUG_WAIT_MS, msg, sizeof(msg)) == STORE_FAILED)
 		log_line(&p->log, XTL_ERROR, errno, "unplug: %s", msg);
 	else
 		log_line(&p->log, XTL_INFO, -1, "%s", msg);

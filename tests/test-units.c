@@ -10,7 +10,7 @@
 #include "log.h"
 #include "ring.h"
 #include "strict.h"
-#include "xs.h"
+#include "store.h"
 
 static int failures, checks;
 
@@ -187,23 +187,23 @@ static void test_pick_channel(void)
 	const char *names[] = { "org.c0", "org.a", "org.b", "org.a", "org.z" };
 	size_t idx = 99;
 
-	CHECK(xs_pick_channel(ids, names, 5, "2", &idx) == XSR_OK && idx == 2);
-	CHECK(xs_pick_channel(ids, names, 5, "org.b", &idx) == XSR_OK && idx == 2);
-	CHECK(xs_pick_channel(ids, names, 5, "org.a", &idx) == XSR_AMBIGUOUS);
-	CHECK(xs_pick_channel(ids, names, 5, "0", &idx) == XSR_INVALID);
-	CHECK(xs_pick_channel(ids, names, 5, "org.c0", &idx) == XSR_NOT_FOUND);
-	CHECK(xs_pick_channel(ids, names, 5, "org.z", &idx) == XSR_NOT_FOUND);
-	CHECK(xs_pick_channel(ids, names, 5, "7", &idx) == XSR_NOT_FOUND);
-	CHECK(xs_pick_channel(ids, names, 0, "org.a", &idx) == XSR_NOT_FOUND);
+	CHECK(store_pick_channel(ids, names, 5, "2", &idx) == STORE_OK && idx == 2);
+	CHECK(store_pick_channel(ids, names, 5, "org.b", &idx) == STORE_OK && idx == 2);
+	CHECK(store_pick_channel(ids, names, 5, "org.a", &idx) == STORE_AMBIGUOUS);
+	CHECK(store_pick_channel(ids, names, 5, "0", &idx) == STORE_INVALID);
+	CHECK(store_pick_channel(ids, names, 5, "org.c0", &idx) == STORE_NOT_FOUND);
+	CHECK(store_pick_channel(ids, names, 5, "org.z", &idx) == STORE_NOT_FOUND);
+	CHECK(store_pick_channel(ids, names, 5, "7", &idx) == STORE_NOT_FOUND);
+	CHECK(store_pick_channel(ids, names, 0, "org.a", &idx) == STORE_NOT_FOUND);
 	/* A directory named "05" is not device 5: paths we build say "5". */
 	{
 		const char *odd_ids[] = { "05", "6" };
 		const char *odd_names[] = { "org.odd", "org.six" };
 
-		CHECK(xs_pick_channel(odd_ids, odd_names, 2, "5", &idx) == XSR_NOT_FOUND);
-		CHECK(xs_pick_channel(odd_ids, odd_names, 2, "org.odd", &idx) == XSR_NOT_FOUND);
-		CHECK(xs_pick_channel(odd_ids, odd_names, 2, "05", &idx) == XSR_NOT_FOUND);
-		CHECK(xs_pick_channel(odd_ids, odd_names, 2, "06", &idx) == XSR_OK && idx == 1);
+		CHECK(store_pick_channel(odd_ids, odd_names, 2, "5", &idx) == STORE_NOT_FOUND);
+		CHECK(store_pick_channel(odd_ids, odd_names, 2, "org.odd", &idx) == STORE_NOT_FOUND);
+		CHECK(store_pick_channel(odd_ids, odd_names, 2, "05", &idx) == STORE_NOT_FOUND);
+		CHECK(store_pick_channel(odd_ids, odd_names, 2, "06", &idx) == STORE_OK && idx == 1);
 	}
 }
 

@@ -7,13 +7,13 @@
  *         is either one the proxy uses or any 64-bit value.  Reference: only
  *         digits, at least one, strtoull without ERANGE, value <= max.
  *         strict_canonical the same, refusing a leading zero too.
- *   odd:  xs_pick_channel(devids, names, n, want) over a directory listing
+ *   odd:  store_pick_channel(devids, names, n, want) over a directory listing
  *         split from the input (NUL-separated: want, then devid/name pairs;
  *         a name token "=NAME" is NAME, anything else is no "name" node).
  *         Reference: want a number (as strict_uint reads devids, up to
- *         65535) -> the first devid of that number, 0 is XSR_INVALID;
+ *         65535) -> the first devid of that number, 0 is STORE_INVALID;
  *         otherwise the one entry with a non-zero numeric devid whose name
- *         is want, XSR_AMBIGUOUS if several, XSR_NOT_FOUND if none.
+ *         is want, STORE_AMBIGUOUS if several, STORE_NOT_FOUND if none.
  * Every string and both arrays are exact allocations, so ASan sees a read
  * past a terminator or past n.
  */
@@ -67,7 +67,7 @@ static void fuzz_pick_channel(struct fin *f)
 	char *tmp_devids[MAX_ENTRIES], *tmp_names[MAX_ENTRIES];
 	char **devids, **names;
 	size_t n = 0, idx = SIZE_MAX, ref_idx = SIZE_MAX;
-	enum xs_result r, ref;
+	enum store_result r, ref;
 
 	while (n < MAX_ENTRIES && !fin_empty(f)) {
 		char *name;
@@ -88,11 +88,11 @@ static void fuzz_pick_channel(struct fin *f)
 	memcpy(devids, tmp_devids, n * sizeof(*devids));
 	memcpy(names, tmp_names, n * sizeof(*names));
 
-	r = xs_pick_channel((const char *const *)devids, (const char *const *)names,
+	r = store_pick_channel((const char *const *)devids, (const char *const *)names,
 			    n, want, &idx);
 	ref = ref_pick_channel(devids, names, n, want, &ref_idx);
-	if (r != ref || (r == XSR_OK && idx != ref_idx)) {
-		fprintf(stderr, "xs_pick_channel(want \"%s\", %zu entries) = %d [%zu], "
+	if (r != ref || (r == STORE_OK && idx != ref_idx)) {
+		fprintf(stderr, "store_pick_channel(want \"%s\", %zu entries) = %d [%zu], "
 			"reference %d [%zu]\n", want, n, r, idx, ref, ref_idx);
 		abort();
 	}

@@ -1,7 +1,7 @@
 # libFuzzer harnesses (tests/fuzz/README.md).  Included by the top Makefile.
 #
 #   make fuzz                  every harness for FUZZ_SECONDS each (-j4: at once)
-#   make fuzz-run-ring         one harness (ring, held, parse, xs)
+#   make fuzz-run-ring         one harness (ring, held, parse, store)
 #   make fuzz-smoke            every harness over its seed corpus only (seconds)
 #
 # New corpus entries and crash inputs go to FUZZ_WORK, never into the tree;
@@ -14,7 +14,7 @@ FUZZ_SRC     ?= .
 FUZZ_B       ?= build/fuzz
 FUZZ_WORK    ?= $(FUZZ_B)/work
 FUZZ_OPTS    ?=
-FUZZ_HARNESSES = ring held parse xs
+FUZZ_HARNESSES = ring held parse store
 
 # The proxy's files get libFuzzer's coverage and comparison tracing; the
 # harnesses only the sanitizers, so cov: and ft: count the proxy's code and
@@ -23,7 +23,7 @@ FUZZ_WARN   = -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE
 FUZZ_SAN    = -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_CFLAGS = $(FUZZ_WARN) -O1 -g -fno-omit-frame-pointer $(FUZZ_SAN) \
 	-I$(FUZZ_SRC) -Itests/fuzz $(shell $(or $(PKG_CONFIG),pkg-config) --cflags xenstore 2>/dev/null)
-FUZZ_XS_LIBS := $(shell $(or $(PKG_CONFIG),pkg-config) --libs xenstore 2>/dev/null)
+FUZZ_STORE_LIBS := $(shell $(or $(PKG_CONFIG),pkg-config) --libs xenstore 2>/dev/null)
 FUZZ_DEPS = tests/fuzz/fuzz-input.h tests/fuzz/fuzz-ref.h $(wildcard $(FUZZ_SRC)/*.h)
 FUZZ_BINS = $(FUZZ_HARNESSES:%=$(FUZZ_B)/fuzz-%)
 
@@ -41,17 +41,19 @@ $(FUZZ_B)/fuzz-ring: $(FUZZ_B)/fuzz-ring.o $(FUZZ_B)/proxy/ring.o
 $(FUZZ_B)/fuzz-held: $(FUZZ_B)/fuzz-held.o $(FUZZ_B)/proxy/held.o
 	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^
 
-# Only the pure parsers are called; libxenstore is there for xs.c's other calls.
-$(FUZZ_B)/fuzz-parse: $(FUZZ_B)/fuzz-parse.o $(FUZZ_B)/proxy/xs.o $(FUZZ_B)/proxy/strict.o
-	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(FUZZ_XS_LIBS)
+# Only the pure parsers are called; libxenstore is there for the other calls
+# of store.c and strict.c.
+$(FUZZ_B)/fuzz-parse: $(FUZZ_B)/fuzz-parse.o $(FUZZ_B)/proxy/store.o $(FUZZ_B)/proxy/strict.o
+	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(FUZZ_STORE_LIBS)
 
-# fuzz-xs.c is the xenstore: no libxenstore.
-$(FUZZ_B)/fuzz-xs: $(FUZZ_B)/fuzz-xs.o $(FUZZ_B)/proxy/xs.o $(FUZZ_B)/proxy/strict.o
+# fuzz-store.c is the xenstore: no libxenstore.
+$(FUZZ_B)/fuzz-store: $(FUZZ_B)/fuzz-store.o $(FUZZ_B)/proxy/store.o $(FUZZ_B)/proxy/hotplug.o \
+		$(FUZZ_B)/proxy/strict.o
 	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^
 
 # libFuzzer dictionaries: the numbers at the parsers' bounds, xenstore's words.
 FUZZ_DICT_parse = tests/fuzz/numbers.dict
-FUZZ_DICT_xs    = tests/fuzz/numbers.dict tests/fuzz/xs.dict
+FUZZ_DICT_store = tests/fuzz/numbers.dict tests/fuzz/store.dict
 
 fuzz: $(FUZZ_HARNESSES:%=fuzz-run-%)
 
