@@ -19,7 +19,7 @@ XEN_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(XEN_PKGS) 2>/dev/null)
 XEN_LIBS   := $(shell $(PKG_CONFIG) --libs $(XEN_PKGS) 2>/dev/null)
 
 PROXY_SRCS = xenchan-proxy.c relay.c backend.c ring.c store.c endpoint.c held.c hotplug.c sandbox.c \
-             systemd.c log.c transcript.c strict.c
+             systemd.c log.c transcript.c strict.c unixsock.c
 PROXY_OBJS = $(PROXY_SRCS:%.c=$(B)/%.o)
 
 all: xenchan-proxy sim $(B)/bench/benchcli
