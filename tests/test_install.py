@@ -18,8 +18,6 @@ BUILD = os.environ.get("XENCHAN_BUILD", os.path.join(ROOT, "build"))
 VERSION = re.search(r"^VERSION\s*=\s*(\S+)", open(os.path.join(ROOT, "Makefile")).read(),
                     re.M).group(1)
 
-# The device-model stand-in is installed once it is in the tree (install.mk).
-HAVE_DM = all(os.path.exists(os.path.join(ROOT, f)) for f in ("dm.mk", "xenchan-dm.c"))
 HAVE_DM_MAN = os.path.exists(os.path.join(ROOT, "man", "xenchan-dm.8"))
 
 # Variables that would change where things go, and a parent make's flags
@@ -29,6 +27,11 @@ _DROP = {"MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "DESTDIR", "PREFIX
          "DATADIR", "MANDIR", "GUESTDIR", "SYSTEMDUNITDIR", "UDEVDIR", "DEB_OUT",
          "SAN", "B"}
 ENV = {k: v for k, v in os.environ.items() if k not in _DROP}
+
+# The device-model stand-in is installed when the Makefile builds it (install.mk).
+HAVE_DM = subprocess.run(["make", "-s", "--no-print-directory", "-C", ROOT, "print-DM_PROG"],
+                         env=ENV, capture_output=True, text=True,
+                         timeout=60).stdout.strip() == "xenchan-dm"
 
 
 def make(*args, timeout=120):

@@ -24,32 +24,41 @@ FUZZ_SAN    = -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_CFLAGS = $(FUZZ_WARN) -O1 -g -fno-omit-frame-pointer $(FUZZ_SAN) \
 	-I$(FUZZ_SRC) -Itests/fuzz $(shell $(or $(PKG_CONFIG),pkg-config) --cflags xenstore 2>/dev/null)
 FUZZ_STORE_LIBS := $(shell $(or $(PKG_CONFIG),pkg-config) --libs xenstore 2>/dev/null)
-FUZZ_DEPS = tests/fuzz/fuzz-input.h tests/fuzz/fuzz-ref.h $(wildcard $(FUZZ_SRC)/*.h)
 FUZZ_BINS = $(FUZZ_HARNESSES:%=$(FUZZ_B)/fuzz-%)
 
-$(FUZZ_B)/proxy/%.o: $(FUZZ_SRC)/%.c $(FUZZ_DEPS)
+# Each harness and the proxy's objects it drives (built from FUZZ_SRC with
+# coverage).  fuzz-parse calls only the pure parsers (libxenstore is there
+# for store.c's and strict.c's other calls); fuzz-store.c is the xenstore,
+# so fuzz-store links no libxenstore.
+FUZZ_OBJS_ring  = $(FUZZ_B)/fuzz-ring.o $(FUZZ_B)/proxy/ring.o
+FUZZ_OBJS_held  = $(FUZZ_B)/fuzz-held.o $(FUZZ_B)/proxy/held.o
+FUZZ_OBJS_parse = $(FUZZ_B)/fuzz-parse.o $(FUZZ_B)/proxy/store.o $(FUZZ_B)/proxy/strict.o
+FUZZ_OBJS_store = $(FUZZ_B)/fuzz-store.o $(FUZZ_B)/proxy/store.o $(FUZZ_B)/proxy/hotplug.o \
+                  $(FUZZ_B)/proxy/strict.o
+FUZZ_LIBS_parse = $(FUZZ_STORE_LIBS)
+
+$(FUZZ_B)/proxy/%.o: $(FUZZ_SRC)/%.c $(FUZZ_B)/proxy/%.d
 	@mkdir -p $(@D)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(DEPFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+	@touch $@
 
-$(FUZZ_B)/%.o: tests/fuzz/%.c $(FUZZ_DEPS)
+$(FUZZ_B)/%.o: tests/fuzz/%.c $(FUZZ_B)/%.d
 	@mkdir -p $(@D)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(DEPFLAGS) -c -o $@ $<
+	@touch $@
 
-$(FUZZ_B)/fuzz-ring: $(FUZZ_B)/fuzz-ring.o $(FUZZ_B)/proxy/ring.o
-	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^
+define FUZZ_LINK
+$(FUZZ_B)/fuzz-$(1): $(FUZZ_OBJS_$(1))
+	$$(FUZZ_CC) $$(FUZZ_SAN) -fsanitize=fuzzer -o $$@ $$^ $$(FUZZ_LIBS_$(1))
+endef
+$(foreach h,$(FUZZ_HARNESSES),$(eval $(call FUZZ_LINK,$(h))))
 
-$(FUZZ_B)/fuzz-held: $(FUZZ_B)/fuzz-held.o $(FUZZ_B)/proxy/held.o
-	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^
-
-# Only the pure parsers are called; libxenstore is there for the other calls
-# of store.c and strict.c.
-$(FUZZ_B)/fuzz-parse: $(FUZZ_B)/fuzz-parse.o $(FUZZ_B)/proxy/store.o $(FUZZ_B)/proxy/strict.o
-	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(FUZZ_STORE_LIBS)
-
-# fuzz-store.c is the xenstore: no libxenstore.
-$(FUZZ_B)/fuzz-store: $(FUZZ_B)/fuzz-store.o $(FUZZ_B)/proxy/store.o $(FUZZ_B)/proxy/hotplug.o \
-		$(FUZZ_B)/proxy/strict.o
-	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^
+# The header dependencies the compiler wrote; an object without its .d
+# (built before there were any) is built again.  (clang writes the .d after
+# the object: the rules touch the object last.)
+FUZZ_DEPFILES = $(sort $(foreach h,$(FUZZ_HARNESSES),$(FUZZ_OBJS_$(h):.o=.d)))
+$(FUZZ_DEPFILES):
+-include $(wildcard $(FUZZ_DEPFILES))
 
 # libFuzzer dictionaries: the numbers at the parsers' bounds, xenstore's words.
 FUZZ_DICT_parse = tests/fuzz/numbers.dict
