@@ -43,7 +43,7 @@ $(B)/bench/benchcli: bench/benchcli.c
 include tests/sim/sim.mk
 include tests/fuzz/fuzz.mk
 -include tests/xen/xen.mk
--include dm.mk
+include dm/dm.mk
 -include install.mk
 
 # ---- tests -------------------------------------------------------------------

@@ -55,7 +55,7 @@ endif
 INSTALL ?= install
 
 # The device-model stand-in is installed once its sources and rules exist.
-DM_PROG  := $(if $(and $(wildcard dm.mk),$(wildcard xenchan-dm.c)),xenchan-dm)
+DM_PROG  := $(if $(and $(wildcard dm/dm.mk),$(wildcard dm/main.c)),xenchan-dm)
 DM_MAN   := $(wildcard man/xenchan-dm.8)
 UNITS     = xenchan-proxy@.service xenchan-proxy@.socket
 GUEST_FILES = 70-xen-channel.rules xen-channel-name
@@ -70,7 +70,7 @@ install: programs
 	$(INSTALL) -m 0644 man/xenchan-proxy.1 $(DESTDIR)$(MANDIR)/man1/xenchan-proxy.1
 ifneq ($(DM_PROG),)
 	@# In BINDIR although its manual is in section 8: xenchan-dm runs the
-	@# xenchan-proxy beside its own executable (dm.mk's DM_PROXY_PATH empty).
+	@# xenchan-proxy beside its own executable (dm/dm.mk's DM_PROXY_PATH empty).
 	$(INSTALL) -m 0755 xenchan-dm $(DESTDIR)$(BINDIR)/xenchan-dm
 endif
 ifneq ($(DM_MAN),)

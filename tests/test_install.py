@@ -19,7 +19,7 @@ VERSION = re.search(r"^VERSION\s*=\s*(\S+)", open(os.path.join(ROOT, "Makefile")
                     re.M).group(1)
 
 # The device-model stand-in is installed once it is in the tree (install.mk).
-HAVE_DM = all(os.path.exists(os.path.join(ROOT, f)) for f in ("dm.mk", "xenchan-dm.c"))
+HAVE_DM = all(os.path.exists(os.path.join(ROOT, f)) for f in ("dm/dm.mk", "dm/main.c"))
 HAVE_DM_MAN = os.path.exists(os.path.join(ROOT, "man", "xenchan-dm.8"))
 
 # Variables that would change where things go, and a parent make's flags

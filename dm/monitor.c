@@ -1,7 +1,7 @@
 /*
- * dm-monitor.c - the QMP monitors: the listening sockets libxl names with
+ * monitor.c - the QMP monitors: the listening sockets libxl names with
  * -mon, their clients, and the bytes to and from them.  What the bytes say
- * is dm-qmp.c's.
+ * is qmp.c's.
  */
 #include <errno.h>
 #include <fcntl.h>

@@ -1,12 +1,11 @@
 /*
  * dm.h - xenchan-dm's state, and what its files give each other.
  *
- * xenchan-dm.c is the loop and its phases; dm-args.c reads the argv libxl
- * builds for QEMU; dm-xs.c is every xenstore path the dm touches; dm-proxies.c
- * starts, restarts and reaps the proxies; dm-qmp.c reads QMP commands and
- * writes the replies; dm-monitor.c is the QMP sockets and their clients;
- * dm-probe.c answers libxl's command-line probe (Xen 4.20 and later);
- * dm-log.c is the qemu-dm log.
+ * main.c is the loop and its phases; args.c reads the argv libxl builds
+ * for QEMU; store.c is every xenstore path the dm touches; proxies.c starts,
+ * restarts and reaps the proxies; qmp.c reads QMP commands and writes the
+ * replies; monitor.c is the QMP sockets and their clients; probe.c answers
+ * libxl's command-line probe (Xen 4.20 and later); log.c is the qemu-dm log.
  */
 #ifndef XENCHAN_DM_H
 #define XENCHAN_DM_H
@@ -21,7 +20,7 @@
 #include <xentoollog.h>
 #include <yajl/yajl_parse.h>
 
-#include "xs.h"
+#include "../xs.h"
 
 #ifndef XENCHAN_VERSION
 #define XENCHAN_VERSION "unknown"
@@ -162,21 +161,21 @@ struct dm {
 	} probe;
 };
 
-/* ---- dm-log.c ------------------------------------------------------------------ */
+/* ---- log.c ------------------------------------------------------------------ */
 
 void dm_log(const struct dm *dm, xentoollog_level level, int errnoval,
 	    const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 int refuse(const struct dm *dm, int code, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));
 
-/* ---- dm-args.c ----------------------------------------------------------------- */
+/* ---- args.c ----------------------------------------------------------------- */
 
 int parse_argv(struct dm *dm, int argc, char **argv);
 /* libxl's command-line probe, exactly: the descriptor it passes, else -1. */
 int probe_argv(int argc, char **argv);
 bool channel_devid(const char *id, unsigned *devid);
 
-/* ---- dm-xs.c ------------------------------------------------------------------- */
+/* ---- store.c ------------------------------------------------------------------- */
 
 void path_dm(char *p, size_t n, unsigned domid, const char *leaf);
 int check_domain(struct dm *dm);
@@ -186,7 +185,7 @@ int watch_all(struct dm *dm);
 bool proxy_ready(struct dm *dm, const struct channel *ch);
 int write_running(struct dm *dm);
 
-/* ---- dm-proxies.c -------------------------------------------------------------- */
+/* ---- proxies.c -------------------------------------------------------------- */
 
 void find_proxy(struct dm *dm);
 pid_t spawn_proxy(struct dm *dm, struct channel *ch);
@@ -195,13 +194,13 @@ unsigned children_alive(const struct dm *dm);
 void signal_children(struct dm *dm, int sig);
 void restart_due(struct dm *dm, struct channel *ch);
 
-/* ---- dm-qmp.c ------------------------------------------------------------------ */
+/* ---- qmp.c ------------------------------------------------------------------ */
 
 extern const yajl_callbacks qmp_callbacks;    /* their ctx: the qmp_client */
 void greeting(struct qmp_client *c);
 int qmp_fail(struct qmp_client *c, const char *why);
 
-/* ---- dm-monitor.c -------------------------------------------------------------- */
+/* ---- monitor.c -------------------------------------------------------------- */
 
 /* What each of the monitors' pollfds stands for: a listener or a client. */
 struct poll_who {
@@ -226,14 +225,14 @@ unsigned qmp_poll_set(struct dm *dm, struct pollfd *pfd, struct poll_who *who);
 void on_qmp(struct dm *dm, const struct pollfd *pfd, const struct poll_who *who,
 	    unsigned n);
 
-/* ---- dm-probe.c ---------------------------------------------------------------- */
+/* ---- probe.c ---------------------------------------------------------------- */
 
 /* Serve libxl's probe on descriptor fd; its exit status. */
 int probe_run(struct dm *dm, int fd);
 /* Stop listening, and wait (bounded) for libxl's SIGHUP. */
 void probe_ending(struct dm *dm);
 
-/* ---- xenchan-dm.c -------------------------------------------------------------- */
+/* ---- main.c -------------------------------------------------------------- */
 
 int64_t now_ms(void);                   /* CLOCK_MONOTONIC */
 /* dm->sfd: SIGTERM, SIGINT, SIGHUP, and SIGCHLD if children. */

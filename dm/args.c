@@ -1,5 +1,5 @@
 /*
- * dm-args.c - the argv libxl builds for QEMU: what we can stand in for,
+ * args.c - the argv libxl builds for QEMU: what we can stand in for,
  * and a refusal, by name, of what only QEMU can do.
  */
 #include <limits.h>

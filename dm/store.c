@@ -1,5 +1,5 @@
 /*
- * dm-xs.c - xenchan-dm and xenstore: the domain's and its channels' nodes,
+ * store.c - xenchan-dm and xenstore: the domain's and its channels' nodes,
  * the watches, and the device-model state libxl waits for.
  */
 #include <errno.h>

@@ -10,7 +10,7 @@
  * Checked against Xen 4.17's libxl_dm.c (argv, startup, destroy),
  * libxl_exec.c (the spawn), libxl_qmp.c (the client) and xenstat_qmp.c, and
  * against 4.18 to 4.22's (the same for a PV guest, but for 4.20's probe,
- * which dm-probe.c answers).
+ * which probe.c answers).
  *
  * One poll loop: a signalfd (children, SIGTERM, SIGHUP), the xenstore watch
  * fd, the QMP listening sockets and their clients.  A timeout exists only

@@ -1,5 +1,5 @@
 /*
- * dm-log.c - what xenchan-dm says, to the qemu-dm log libxl gives it as
+ * log.c - what xenchan-dm says, to the qemu-dm log libxl gives it as
  * stderr: each line names the domain once the argv has.
  */
 #include <stdarg.h>
@@ -7,7 +7,7 @@
 #include <sysexits.h>
 
 #include "dm.h"
-#include "log.h"
+#include "../log.h"
 
 void dm_log(const struct dm *dm, xentoollog_level level, int errnoval,
 	    const char *fmt, ...)

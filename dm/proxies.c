@@ -1,5 +1,5 @@
 /*
- * dm-proxies.c - one xenchan-proxy per channel: started, restarted a bounded
+ * proxies.c - one xenchan-proxy per channel: started, restarted a bounded
  * number of times when it fails, reaped, and signalled at the end.
  */
 #include <errno.h>

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * dm-probe.c - libxl's command-line probe.  libxl 4.20 and later run the
+ * probe.c - libxl's command-line probe.  libxl 4.20 and later run the
  * device model's binary once before the device model proper, with no guest
  * (-machine none) and QMP on a listening socket they bound, passed as
- * fd=N (dm-args.c, probe_argv).  As Xen 4.20.4's libxl_dm.c, libxl_qmp.c,
+ * fd=N (args.c, probe_argv).  As Xen 4.20.4's libxl_dm.c, libxl_qmp.c,
  * libxl_exec.c and libxl_aoutils.c have it:
  *  - libxl connects before the probe runs, reads the greeting, sends
  *    qmp_capabilities, then query-command-line-options, then quit;

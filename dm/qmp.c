@@ -1,7 +1,7 @@
 /*
- * dm-qmp.c - QMP messages: commands read with yajl's event parser, and the
+ * qmp.c - QMP messages: commands read with yajl's event parser, and the
  * replies libxl and libxenstat expect, written with yajl's generator.  The
- * sockets they travel on are dm-monitor.c's.
+ * sockets they travel on are monitor.c's.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -282,7 +282,7 @@ static void cmd_query_command_line_options(struct qmp_client *c, yajl_gen g)
 	yajl_gen_array_close(g);
 }
 
-/* A probe ends once libxl has read the answer and let go (dm-probe.c);
+/* A probe ends once libxl has read the answer and let go (probe.c);
  * the device model proper stops its proxies. */
 static void cmd_quit(struct qmp_client *c, yajl_gen g)
 {
