@@ -52,7 +52,7 @@ bool channel_devid(const char *id, unsigned *devid)
 {
 	unsigned long n;
 
-	if (strncmp(id, "libxl-channel", 13) || !xs_parse_canonical(id + 13, 0xffff, &n))
+	if (strncmp(id, "libxl-channel", 13) || !strict_canonical(id + 13, CONSOLE_DEVID_MAX, &n))
 		return false;
 	*devid = (unsigned)n;
 	return true;
@@ -190,7 +190,7 @@ static int parse_option(struct dm *dm, const struct dm_option *o, const char *ar
 
 	switch (o->kind) {
 	case O_DOMID:
-		if (c->have_domid || !xs_parse_canonical(arg, DOMID_MAX, &v) || v == 0)
+		if (c->have_domid || !strict_canonical(arg, DOMID_MAX, &v) || v == 0)
 			return refuse(dm, EX_USAGE, "-xen-domid %s: not a guest's domid, or given twice", arg);
 		c->domid = (unsigned)v;
 		c->have_domid = true;
@@ -201,7 +201,7 @@ static int parse_option(struct dm *dm, const struct dm_option *o, const char *ar
 	case O_ATTACH: c->xen_attach = true; return 0;
 	case O_IGNORE: return 0;
 	case O_MEM:
-		return xs_parse_canonical(arg, ULONG_MAX, &v) ? 0
+		return strict_canonical(arg, ULONG_MAX, &v) ? 0
 			: refuse(dm, EX_USAGE, "-m %s: not a size in MiB", arg);
 	case O_NONE_ONLY:
 		return !strcmp(arg, "none") ? 0
@@ -287,7 +287,7 @@ int probe_argv(int argc, char **argv)
 		return -1;
 	memcpy(digits, spec, (size_t)(end - spec));
 	digits[end - spec] = '\0';
-	if (!xs_parse_canonical(digits, INT_MAX, &fd))
+	if (!strict_canonical(digits, INT_MAX, &fd))
 		return -1;
 	return (int)fd;
 }

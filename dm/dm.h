@@ -20,7 +20,9 @@
 #include <xentoollog.h>
 #include <yajl/yajl_parse.h>
 
-#include "../xs.h"
+#include "../monotime.h"
+#include "../nodes.h"
+#include "../strict.h"
 
 #ifndef XENCHAN_VERSION
 #define XENCHAN_VERSION "unknown"
@@ -29,9 +31,8 @@
 struct xs_handle;
 
 /* libxl's local device model runs in the toolstack domain, and so do we:
- * the channels we serve are those whose backend is this domain. */
-#define BACKEND_DOMID     0
-#define DOMID_MAX         0x7fefu        /* below DOMID_FIRST_RESERVED */
+ * the channels we serve are those whose backend is this domain,
+ * BACKEND_DOMID_DOM0 (nodes.h). */
 #define MAX_CHARDEVS      40
 #define MAX_CHANNELS      32
 #define MAX_MONITORS      4
@@ -75,7 +76,7 @@ struct channel {
 	char fe[XSP_MAX], be[XSP_MAX];
 	bool served;                     /* false: not ours to serve (logged) */
 	pid_t pid;                       /* the running proxy, 0 if none */
-	bool ready;                      /* its backend xenchan-pid names pid */
+	bool ready;                      /* its backend's NODE_SERVER_PID names pid */
 	bool ended;                      /* exited 0: channel or domain gone */
 	bool given_up;
 	unsigned restarts;               /* within the window */
@@ -234,7 +235,6 @@ void probe_ending(struct dm *dm);
 
 /* ---- main.c -------------------------------------------------------------- */
 
-int64_t now_ms(void);                   /* CLOCK_MONOTONIC */
 /* dm->sfd: SIGTERM, SIGINT, SIGHUP, and SIGCHLD if children. */
 int open_signals(struct dm *dm, bool children);
 /* SIGTERM to every proxy; the first nonzero exit_code becomes ours. */

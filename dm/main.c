@@ -26,7 +26,6 @@
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sysexits.h>
-#include <time.h>
 #include <unistd.h>
 #include <xenstore.h>
 #include <xentoollog.h>
@@ -39,14 +38,6 @@
 #define ENDING_GRACE_MS   10000
 #define STOP_GRACE_MS     5000
 
-int64_t now_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
 /* ---- phases --------------------------------------------------------------------- */
 
 void begin_stopping(struct dm *dm, int exit_code)
@@ -56,7 +47,7 @@ void begin_stopping(struct dm *dm, int exit_code)
 	if (exit_code && !dm->exit_code)
 		dm->exit_code = exit_code;
 	dm->phase = DM_STOPPING;
-	dm->deadline = now_ms() + STOP_GRACE_MS;
+	dm->deadline = mono_ms() + STOP_GRACE_MS;
 	for (unsigned i = 0; i < dm->n_ch; i++)
 		dm->ch[i].restart_at = 0;
 	signal_children(dm, SIGTERM);
@@ -71,7 +62,7 @@ static void begin_ending(struct dm *dm, const char *why)
 		return;
 	dm_log(dm, XTL_INFO, -1, "%s: letting %u proxies finish", why, children_alive(dm));
 	dm->phase = DM_ENDING;
-	dm->deadline = now_ms() + ENDING_GRACE_MS;
+	dm->deadline = mono_ms() + ENDING_GRACE_MS;
 	for (unsigned i = 0; i < dm->n_ch; i++)
 		dm->ch[i].restart_at = 0;
 }
@@ -151,7 +142,7 @@ static void on_signals(struct dm *dm)
  * next one (-1: none, so an idle xenchan-dm never wakes). */
 static int on_timers(struct dm *dm)
 {
-	int64_t now = now_ms(), next = -1;
+	int64_t now = mono_ms(), next = -1;
 
 	if (dm->phase >= DM_ENDING && now >= dm->deadline && children_alive(dm)) {
 		if (dm->phase == DM_ENDING) {

@@ -15,6 +15,7 @@
 #include <unistd.h>
 #include <yajl/yajl_parse.h>
 
+#include "../unixsock.h"
 #include "dm.h"
 
 /* ---- QMP: a client's replies, queued until its socket takes them ----------- */
@@ -42,7 +43,7 @@ static const char *client_monitor_id(const struct qmp_client *c)
 static void client_touch(struct qmp_client *c)
 {
 	c->active = ++c->dm->qmp_events;
-	c->active_ms = now_ms();
+	c->active_ms = mono_ms();
 }
 
 void out_append(struct qmp_client *c, const void *p, size_t len)
@@ -94,21 +95,6 @@ static void client_flush(struct qmp_client *c)
 
 /* ---- QMP: sockets ------------------------------------------------------------------ */
 
-/* Is something accepting connections at path?  Then it is not ours to take. */
-static bool socket_live(const char *path)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	bool live;
-
-	if (fd < 0)
-		return false;
-	strcpy(sa.sun_path, path);
-	live = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
-	close(fd);
-	return live;
-}
-
 int monitor_open(struct dm *dm, struct monitor *mon)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
@@ -122,9 +108,10 @@ int monitor_open(struct dm *dm, struct monitor *mon)
 		return dm_log(dm, XTL_ERROR, errno, "QMP %s: socket", mon->cd->id), EX_OSERR;
 	strcpy(sa.sun_path, path);
 	/* libxl unlinks these sockets when it destroys the domain; one left by
-	 * a crash is stale.  A live one belongs to another device model. */
+	 * a crash is stale.  A live one belongs to another device model (and
+	 * one we cannot probe is taken for live: unixsock.h). */
 	if (lstat(path, &st) == 0) {
-		if (!S_ISSOCK(st.st_mode) || socket_live(path))
+		if (!S_ISSOCK(st.st_mode) || unix_socket_live(&sa))
 			return refuse(dm, EX_CANTCREAT, "QMP %s: %s is in the way (%s)", mon->cd->id,
 				      path, S_ISSOCK(st.st_mode) ? "another device model listens there"
 				      : "not a socket");
@@ -191,7 +178,7 @@ static struct qmp_client *slot_for_newcomer(struct dm *dm, struct monitor *mon)
 	}
 	dm_log(dm, XTL_WARN, -1, "QMP %s: all %d client slots taken: dropping the one idle "
 	       "for %lld ms for a new client", mon->cd->id, CLIENTS_PER_MON,
-	       (long long)(now_ms() - idlest->active_ms));
+	       (long long)(mono_ms() - idlest->active_ms));
 	client_close(idlest);
 	return idlest;
 }

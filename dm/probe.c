@@ -47,7 +47,7 @@ void probe_ending(struct dm *dm)
 	if (dm->probe.ending)
 		return;
 	dm->probe.ending = true;
-	dm->probe.deadline = now_ms() + PROBE_LINGER_MS;
+	dm->probe.deadline = mono_ms() + PROBE_LINGER_MS;
 	monitor_unlisten(&dm->mon[0]);
 }
 
@@ -84,7 +84,7 @@ int probe_run(struct dm *dm, int fd)
 		if (dm->qmp_conns && !monitor_clients(&dm->mon[0]))
 			probe_ending(dm);
 		if (dm->probe.ending) {
-			int64_t left = dm->probe.deadline - now_ms();
+			int64_t left = dm->probe.deadline - mono_ms();
 
 			if (left <= 0) {
 				snprintf(sig, sizeof(sig), "after %d s without SIGHUP",

@@ -15,6 +15,7 @@
 #include <sysexits.h>
 #include <unistd.h>
 
+#include "../unixsock.h"
 #include "dm.h"
 
 /* The proxy to run; empty: xenchan-proxy next to our own executable. */
@@ -155,7 +156,7 @@ static void describe_status(int status, char *buf, size_t len)
 
 static void schedule_restart(struct dm *dm, struct channel *ch, const char *how)
 {
-	int64_t now = now_ms();
+	int64_t now = mono_ms();
 
 	if (ch->restarts == 0 || now - ch->window_start > RESTART_WINDOW_MS) {
 		ch->window_start = now;
@@ -177,25 +178,19 @@ static void schedule_restart(struct dm *dm, struct channel *ch, const char *how)
 
 /* A proxy that ran as another user cannot unlink its socket from root's
  * directory (nor can one that was killed): once it has exited, we do, as
- * long as nothing listens there now (the socket is stale: the rule by
- * which a proxy replaces one), so libxl finds nothing left. */
+ * long as nothing listens there now (the socket is stale by the rule by
+ * which a proxy replaces one, unixsock.h's), so libxl finds nothing left. */
 static void remove_stale_socket(struct dm *dm, const struct channel *ch)
 {
 	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct stat st;
-	int fd;
 
 	if (ch->cd->pty || lstat(ch->cd->path, &st) < 0 || !S_ISSOCK(st.st_mode))
 		return;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return;
 	memcpy(sa.sun_path, ch->cd->path, sizeof(sa.sun_path));
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 && errno == ECONNREFUSED
-	    && unlink(ch->cd->path) == 0)
+	if (!unix_socket_live(&sa) && unlink(ch->cd->path) == 0)
 		dm_log(dm, XTL_INFO, -1, "%s: removed %s, its exited proxy's socket", ch->cd->id,
 		       ch->cd->path);
-	close(fd);
 }
 
 static void proxy_exited(struct dm *dm, struct channel *ch, int status)

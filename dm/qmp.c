@@ -230,7 +230,7 @@ static void cmd_query_chardev(struct qmp_client *c, yajl_gen g)
 			continue;
 		if (!ch->cd->pty)
 			snprintf(name, sizeof(name), "unix:%s,server=on", ch->cd->path);
-		else if (ch->ready && xs_read_leaf(dm->xs, ch->fe, "tty", tty, sizeof(tty)) && tty[0])
+		else if (ch->ready && strict_leaf(dm->xs, ch->fe, "tty", tty, sizeof(tty)) && tty[0])
 			snprintf(name, sizeof(name), "pty:%s", tty);
 		else
 			snprintf(name, sizeof(name), "disconnected:pty");

@@ -13,23 +13,23 @@
 #include "dm.h"
 
 /* ---- xenstore ------------------------------------------------------------------ */
-/* Every path xenchan-dm touches is built here. */
+/* Every path xenchan-dm touches is built here, from nodes.h's formats. */
 
 static void path_fe(char *p, size_t n, unsigned domid, unsigned devid)
 {
-	snprintf(p, n, "/local/domain/%u/device/console/%u", domid, devid);
+	snprintf(p, n, PATH_FRONTEND, domid, devid);
 }
 
 static void path_be(char *p, size_t n, unsigned domid, unsigned devid)
 {
-	snprintf(p, n, "/local/domain/%u/backend/console/%u/%u", BACKEND_DOMID, domid, devid);
+	snprintf(p, n, PATH_BACKEND, BACKEND_DOMID_DOM0, domid, devid);
 }
 
 /* libxl's DEVICE_MODEL_XS_PATH: where QEMU says "running" and lists the
  * backends it serves. */
 void path_dm(char *p, size_t n, unsigned domid, const char *leaf)
 {
-	snprintf(p, n, "/local/domain/%u/device-model/%u%s%s", BACKEND_DOMID, domid,
+	snprintf(p, n, PATH_DEVICE_MODEL "%s%s", BACKEND_DOMID_DOM0, domid,
 		 leaf ? "/" : "", leaf ? leaf : "");
 }
 
@@ -54,7 +54,7 @@ int check_domain(struct dm *dm)
 		char path[XSP_MAX], **dir;
 		unsigned n = 0;
 
-		snprintf(path, sizeof(path), "/local/domain/%u/backend/%s/%u", BACKEND_DOMID,
+		snprintf(path, sizeof(path), PATH_BACKEND_KIND, BACKEND_DOMID_DOM0,
 			 qemu_backends[i].kind, d);
 		dir = xs_directory(dm->xs, XBT_NULL, path, &n);
 		free(dir);
@@ -68,7 +68,7 @@ bool channel_present(struct dm *dm, const struct channel *ch)
 {
 	char v[16];
 
-	return xs_read_leaf(dm->xs, ch->be, "frontend-id", v, sizeof(v));
+	return strict_leaf(dm->xs, ch->be, "frontend-id", v, sizeof(v));
 }
 
 /* Map each libxl-channelN to console device N.  libxl numbers both the same
@@ -103,8 +103,8 @@ int find_channels(struct dm *dm)
 		/* The frontend's nodes are the guest's to write: they reach a
 		 * log line only as printable ASCII, as in the proxy's. */
 		if (!channel_present(dm, ch)) {
-			if (xs_read_leaf(dm->xs, ch->fe, "backend-id", raw, sizeof(bid))) {
-				xs_copy_printable(bid, sizeof(bid), raw);
+			if (strict_leaf(dm->xs, ch->fe, "backend-id", raw, sizeof(bid))) {
+				strict_printable(bid, sizeof(bid), raw);
 				dm_log(dm, XTL_NOTICE, -1, "%s: its backend is domain %s, not this "
 				       "one: not served", ch->cd->id, bid);
 				continue;
@@ -112,8 +112,8 @@ int find_channels(struct dm *dm)
 			return refuse(dm, EX_NOINPUT, "%s: no console device %u (%s)",
 				      ch->cd->id, ch->devid, ch->be);
 		}
-		if (xs_read_leaf(dm->xs, ch->fe, "name", raw, sizeof(raw)))
-			xs_copy_printable(ch->name, sizeof(ch->name), raw);
+		if (strict_leaf(dm->xs, ch->fe, "name", raw, sizeof(raw)))
+			strict_printable(ch->name, sizeof(ch->name), raw);
 		else
 			snprintf(ch->name, sizeof(ch->name), "%u", ch->devid);
 		ch->served = true;
@@ -132,7 +132,7 @@ int watch_all(struct dm *dm)
 	for (unsigned i = 0; i < dm->n_ch; i++) {
 		if (!dm->ch[i].served)
 			continue;
-		snprintf(path, sizeof(path), "%s/xenchan-pid", dm->ch[i].be);
+		snprintf(path, sizeof(path), "%s/" NODE_SERVER_PID, dm->ch[i].be);
 		if (!xs_watch(dm->xs, path, "ready"))
 			return dm_log(dm, XTL_ERROR, errno, "xs_watch %s", path), EX_UNAVAILABLE;
 	}
@@ -144,8 +144,8 @@ bool proxy_ready(struct dm *dm, const struct channel *ch)
 	char v[16];
 	unsigned long pid;
 
-	return ch->pid && xs_read_leaf(dm->xs, ch->be, "xenchan-pid", v, sizeof(v))
-		&& xs_parse_canonical(v, INT_MAX, &pid) && (pid_t)pid == ch->pid;
+	return ch->pid && strict_leaf(dm->xs, ch->be, NODE_SERVER_PID, v, sizeof(v))
+		&& strict_canonical(v, INT_MAX, &pid) && (pid_t)pid == ch->pid;
 }
 
 /* What libxl waits for before it unpauses the guest. */

@@ -863,6 +863,56 @@ def test_proxy_failing_at_startup_fails_the_start(host):
 
 
 @pytest.mark.timeout(30)
+def test_qmp_path_with_a_stale_socket_taken(host):
+    """A socket left at libxl's QMP path by a device model that crashed
+    (nothing listens there): xenchan-dm replaces it and starts."""
+    d, sock, g1, g2, argv = two_channel_domain(host)
+    qmp = os.path.join(host.dir, "qmp-libxl-%d" % d)
+    dead = socket.socket(socket.AF_UNIX)
+    dead.bind(qmp)
+    dead.close()
+    dm = start_dm(host, argv, d)
+    assert libxl_qmp(dm.qmp, "query-status")["status"] == "running"
+
+
+@pytest.mark.timeout(30)
+def test_qmp_path_with_a_busy_listener_refused(host):
+    """Another device model listens at libxl's QMP path, its backlog full:
+    xenchan-dm takes it for live and refuses the path at once (its probe
+    does not wait for room; a blocking connect would wait for ever), leaving
+    the other's socket where it is."""
+    d, sock, g1, g2, argv = two_channel_domain(host)
+    qmp = os.path.join(host.dir, "qmp-libxl-%d" % d)
+    squatter = socket.socket(socket.AF_UNIX)
+    squatter.bind(qmp)
+    squatter.listen(0)
+    queued = []
+    try:
+        for _ in range(64):              # fill its backlog
+            c = socket.socket(socket.AF_UNIX)
+            c.setblocking(False)
+            try:
+                c.connect(qmp)
+            except BlockingIOError:
+                c.close()
+                break
+            queued.append(c)
+        else:
+            pytest.fail("the backlog of a listen(0) socket never filled")
+        ino = os.lstat(qmp).st_ino
+        dm = start_dm(host, argv, d, running=False)
+        assert dm.wait(10) == EX_CANTCREAT, dm.log()
+        assert re.search(r"QMP libxl-cmd: %s is in the way \(another device model listens "
+                         r"there\)" % re.escape(qmp), dm.log()), dm.log()
+        assert os.lstat(qmp).st_ino == ino
+        assert "started xenchan-proxy" not in dm.log()
+    finally:
+        for c in queued:
+            c.close()
+        squatter.close()
+
+
+@pytest.mark.timeout(30)
 def test_missing_channel_device_refused(host):
     d = host.domain_create("web1")
     argv = libxl_argv(host, d, "web1", [(3, None)])
