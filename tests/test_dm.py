@@ -22,8 +22,8 @@ import tty
 
 import pytest
 
-from simhost import (ProcessExited, _unix_listening, exchange, recv_exact, send_all,
-                     thread_switches, wait_asleep, wait_dir, wait_proc_exit,
+from simhost import (ProcessExited, _unix_listening, busy_listener, exchange, recv_exact,
+                     send_all, thread_switches, wait_asleep, wait_dir, wait_proc_exit,
                      wait_socket_connectable)
 
 EX_USAGE, EX_NOINPUT, EX_CANTCREAT, EX_CONFIG = 64, 66, 73, 78
@@ -883,22 +883,7 @@ def test_qmp_path_with_a_busy_listener_refused(host):
     the other's socket where it is."""
     d, sock, g1, g2, argv = two_channel_domain(host)
     qmp = os.path.join(host.dir, "qmp-libxl-%d" % d)
-    squatter = socket.socket(socket.AF_UNIX)
-    squatter.bind(qmp)
-    squatter.listen(0)
-    queued = []
-    try:
-        for _ in range(64):              # fill its backlog
-            c = socket.socket(socket.AF_UNIX)
-            c.setblocking(False)
-            try:
-                c.connect(qmp)
-            except BlockingIOError:
-                c.close()
-                break
-            queued.append(c)
-        else:
-            pytest.fail("the backlog of a listen(0) socket never filled")
+    with busy_listener(qmp):
         ino = os.lstat(qmp).st_ino
         dm = start_dm(host, argv, d, running=False)
         assert dm.wait(10) == EX_CANTCREAT, dm.log()
@@ -906,10 +891,6 @@ def test_qmp_path_with_a_busy_listener_refused(host):
                          r"there\)" % re.escape(qmp), dm.log()), dm.log()
         assert os.lstat(qmp).st_ino == ino
         assert "started xenchan-proxy" not in dm.log()
-    finally:
-        for c in queued:
-            c.close()
-        squatter.close()
 
 
 @pytest.mark.timeout(30)
