@@ -17,6 +17,8 @@
 
 #include "../unixsock.h"
 #include "dm.h"
+#include "proxies.h"
+#include "store.h"
 
 /* The proxy to run; empty: xenchan-proxy next to our own executable. */
 #ifndef XENCHAN_PROXY_PATH
@@ -201,7 +203,7 @@ static void proxy_exited(struct dm *dm, struct channel *ch, int status)
 	ch->pid = 0;
 	ch->ready = false;
 	remove_stale_socket(dm, ch);
-	if (dm->phase == DM_STOPPING) {
+	if (dm_stopping(dm)) {
 		dm_log(dm, XTL_INFO, -1, "%s: the proxy for channel %s %s", ch->cd->id,
 		       ch->name, how);
 		return;
@@ -216,7 +218,7 @@ static void proxy_exited(struct dm *dm, struct channel *ch, int status)
 	if (dm->phase == DM_STARTING) {
 		dm_log(dm, XTL_ERROR, -1, "%s: the proxy for channel %s %s before it was "
 		       "ready; giving up the start", ch->cd->id, ch->name, how);
-		begin_stopping(dm, WIFEXITED(status) ? WEXITSTATUS(status) : EX_SOFTWARE);
+		request_stop(dm, WIFEXITED(status) ? WEXITSTATUS(status) : EX_SOFTWARE);
 		return;
 	}
 	if (dm->phase != DM_RUNNING) {

@@ -10,7 +10,9 @@
 #include <sysexits.h>
 #include <xenstore.h>
 
+#include "args.h"
 #include "dm.h"
+#include "store.h"
 
 /* ---- xenstore ------------------------------------------------------------------ */
 /* Every path xenchan-dm touches is built here, from nodes.h's formats. */
@@ -27,7 +29,7 @@ static void path_be(char *p, size_t n, unsigned domid, unsigned devid)
 
 /* libxl's DEVICE_MODEL_XS_PATH: where QEMU says "running" and lists the
  * backends it serves. */
-void path_dm(char *p, size_t n, unsigned domid, const char *leaf)
+static void path_dm(char *p, size_t n, unsigned domid, const char *leaf)
 {
 	snprintf(p, n, PATH_DEVICE_MODEL "%s%s", BACKEND_DOMID_DOM0, domid,
 		 leaf ? "/" : "", leaf ? leaf : "");
@@ -44,31 +46,34 @@ static const struct { const char *kind, *what; } qemu_backends[] = {
 	{ "qusb", "a QEMU USB controller (usbctrl= type=qusb)" },
 };
 
-int check_domain(struct dm *dm)
+int check_domain(struct xs_handle *xs, unsigned domid, struct refusal *no)
 {
-	unsigned d = dm->cfg.domid;
-
-	if (!xs_is_domain_introduced(dm->xs, d))
-		return refuse(dm, EX_NOINPUT, "no such domain (not introduced to xenstore)");
+	if (!xs_is_domain_introduced(xs, domid))
+		return refuse(no, EX_NOINPUT, "no such domain (not introduced to xenstore)");
 	for (size_t i = 0; i < sizeof(qemu_backends) / sizeof(qemu_backends[0]); i++) {
 		char path[XSP_MAX], **dir;
 		unsigned n = 0;
 
 		snprintf(path, sizeof(path), PATH_BACKEND_KIND, BACKEND_DOMID_DOM0,
-			 qemu_backends[i].kind, d);
-		dir = xs_directory(dm->xs, XBT_NULL, path, &n);
+			 qemu_backends[i].kind, domid);
+		dir = xs_directory(xs, XBT_NULL, path, &n);
 		free(dir);
 		if (dir && n)
-			return refuse(dm, EX_CONFIG, "%s: %s", path, qemu_backends[i].what);
+			return refuse(no, EX_CONFIG, "%s: %s", path, qemu_backends[i].what);
 	}
 	return 0;
 }
 
-bool channel_present(struct dm *dm, const struct channel *ch)
+bool channel_present(const struct dm *dm, const struct channel *ch)
 {
 	char v[16];
 
 	return strict_leaf(dm->xs, ch->be, "frontend-id", v, sizeof(v));
+}
+
+bool channel_tty(const struct dm *dm, const struct channel *ch, char *buf, size_t cap)
+{
+	return strict_leaf(dm->xs, ch->fe, "tty", buf, cap);
 }
 
 /* Map each libxl-channelN to console device N.  libxl numbers both the same
@@ -109,8 +114,8 @@ int find_channels(struct dm *dm)
 				       "one: not served", ch->cd->id, bid);
 				continue;
 			}
-			return refuse(dm, EX_NOINPUT, "%s: no console device %u (%s)",
-				      ch->cd->id, ch->devid, ch->be);
+			return dm_refuse(dm, EX_NOINPUT, "%s: no console device %u (%s)",
+					 ch->cd->id, ch->devid, ch->be);
 		}
 		if (strict_leaf(dm->xs, ch->fe, "name", raw, sizeof(raw)))
 			strict_printable(ch->name, sizeof(ch->name), raw);
@@ -139,7 +144,7 @@ int watch_all(struct dm *dm)
 	return 0;
 }
 
-bool proxy_ready(struct dm *dm, const struct channel *ch)
+bool proxy_ready(const struct dm *dm, const struct channel *ch)
 {
 	char v[16];
 	unsigned long pid;
@@ -162,4 +167,12 @@ int write_running(struct dm *dm)
 	if (!xs_write(dm->xs, XBT_NULL, path, "running", 7))
 		return dm_log(dm, XTL_ERROR, errno, "xs_write %s", path), EX_UNAVAILABLE;
 	return 0;
+}
+
+void remove_dm_dir(struct dm *dm)
+{
+	char path[XSP_MAX];
+
+	path_dm(path, sizeof(path), dm->cfg.domid, NULL);
+	xs_rm(dm->xs, XBT_NULL, path);
 }

@@ -371,6 +371,31 @@ def test_qmp_as_libxenstat_and_protocol_errors(host):
     assert dm.proc.poll() is None
 
 
+@pytest.mark.timeout(60)
+def test_qmp_client_that_never_reads_is_dropped(host):
+    """A client that sends commands and never reads the replies: once 64 KiB
+    of them wait behind its full socket, it is dropped (logged), and the
+    dm goes on serving libxl."""
+    d, sock, g1, g2, argv = two_channel_domain(host)
+    dm = start_dm(host, argv, d)
+    q = QMPConn(dm.stat)
+    try:
+        q.sock.settimeout(20)
+        try:
+            q.sock.sendall(b'{"execute":"qmp_capabilities"}'
+                           + b'{"execute":"query-commands"}' * 40000)
+            pytest.fail("the dm read 1 MiB of commands without dropping a client "
+                        "that reads none of the replies")
+        except (BrokenPipeError, ConnectionResetError):
+            pass                         # hung up on, mid-way
+        dm.wait_log(r"QMP libxenstat-cmd: a client that leaves \d+ bytes of replies unread: "
+                    r"dropping it")
+    finally:
+        q.close()
+    assert libxl_qmp(dm.qmp, "query-status")["running"] is True
+    assert dm.proc.poll() is None
+
+
 # ---- supervision -----------------------------------------------------------------------
 
 def wait_new_proxy(host, dm, n, old):
