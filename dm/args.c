@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * args.c - the argv libxl builds for QEMU: what we can stand in for,
  * and a refusal, by name, of what only QEMU can do.

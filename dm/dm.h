@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * dm.h - xenchan-dm's state, and the qemu-dm log (log.c).
  *

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # xenchan-dm, the device-model stand-in (man/xenchan-dm.8).
 # Included by the top Makefile: the same WARN, CFLAGS and B.  Its objects
 # go to $(B)/dm/, the program to $(B)/xenchan-dm (and ./xenchan-dm).

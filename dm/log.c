@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * log.c - what xenchan-dm says, to the qemu-dm log libxl gives it as
  * stderr: each line names the domain once the argv has.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * xenchan-dm - a device-model stand-in for guests whose only QEMU work is
  * their channel= lines.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * monitor.c - the QMP monitors: the listening sockets libxl names with
  * -mon, their clients, and the bytes to and from them.  What the bytes say

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * proxies.c - one xenchan-proxy per channel: started, restarted a bounded
  * number of times when it fails, reaped, and signalled at the end.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * qmp.c - QMP messages: commands read with yajl's event parser, and the
  * replies libxl and libxenstat expect, written with yajl's generator into

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * store.c - xenchan-dm and xenstore: the domain's and its channels' nodes,
  * the watches, and the device-model state libxl waits for.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """xenchan-dm, the device-model stand-in, on the simulated host.
 
 Each test plays libxl 4.17: it writes the domain's nodes (xensim), starts
