@@ -55,7 +55,7 @@ $(B)/bench/benchcli: bench/benchcli.c
 include tests/sim/sim.mk
 include tests/fuzz/fuzz.mk
 include tests/xen/xen.mk
--include dm.mk
+include dm/dm.mk
 include install.mk
 
 # The header dependencies the compiler wrote, one .d beside each object (none

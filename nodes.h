@@ -22,6 +22,8 @@
 /* K: its backend in domain B (B, D, N), and B's console backends (B). */
 #define PATH_BACKEND       "/local/domain/%u/backend/console/%u/%u"
 #define PATH_BACKENDS      "/local/domain/%u/backend/console"
+/* B's backends of one kind (vbd, qdisk, vfb...) for domain D (B, KIND, D). */
+#define PATH_BACKEND_KIND  "/local/domain/%u/backend/%s/%u"
 /* libxl's own copy of a device's backend keys (D, N), below libxl's
  * directory for domain D (D). */
 #define PATH_LIBXL_DEVICE  "/libxl/%u/device/console/%u"
