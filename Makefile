@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # xenchan-proxy: a Xen PV channel backend.  See README.md.
 VERSION   = 0.1.0
 CC       ?= cc

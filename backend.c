@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * backend.c - the xenbus backend state machine of one channel (see backend.h).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * backend.h - the xenbus backend of one channel: watch the frontend's and our
  * own state in xenstore, attach the ring when the frontend offers it, drain

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * endpoint.c - listen, connect, pty and stdio endpoints (see endpoint.h).
  * Errors are left in ep->err as "syscall path: reason" for the caller to log.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * hotplug.c - channels created on a running domain, and --list / --remove
  * (see hotplug.h).

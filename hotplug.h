@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * hotplug.h - channels that xenchan-proxy creates on a running domain and
  * removes again, the record of who serves a channel, and the two commands

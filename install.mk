@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Installation and the Debian package; included by the top Makefile (after
 # the programs' own makefiles).
 #

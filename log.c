@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * log.c - one log line of xenchan-proxy or xenchan-dm (see log.h).
  */

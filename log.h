@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * log.h - one log line of xenchan-proxy or xenchan-dm, through xentoollog:
  * "PREFIX: MESSAGE", where the prefix says which domain and channel; and the

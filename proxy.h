@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * proxy.h - the state of one proxy: one (domain, channel), its options, the
  * ring, the endpoint and the bytes held.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * relay.c - the ring of one channel and the bytes through it (see relay.h):
  * mapping and releasing the ring, and the two pumps.

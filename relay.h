@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * relay.h - serving one channel's ring: map it and let go of it, move bytes
  * between it and the client (straight, or through what is held), and hand

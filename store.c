@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * store.c - xenstore for xenchan-proxy: lookup, states, watches, domain death
  * (see store.h).

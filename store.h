@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * store.h - what xenchan-proxy says to xenstore about one channel: finding
  * the domain and the channel, the frontend's values, the backend's state,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * systemd.c - readiness notification and socket activation (see systemd.h).
  * Both are small, documented protocols (sd_notify(3), sd_listen_fds(3)).

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * xenchan-proxy - serve one Xen PV channel of one domain.
  *
@@ -5,7 +6,7 @@
  * its xenbus backend, map the guest's console ring, bind its event channel,
  * and relay bytes between the ring and one dom0 endpoint (a Unix socket we
  * listen on or connect to, a pty, or stdio) until the domain dies.
- * Protocol: shared/docs/protocol.md, with docs/protocol-notes.md.  One poll loop; nothing wakes us but an event
+ * Protocol: docs/protocol.md.  One poll loop; nothing wakes us but an event
  * channel notification, the endpoint, xenstore watches and signals.
  *
  * This file: the options, setup, the loop and main.  relay.c serves the

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The simulated Xen host, for pytest (tests/sim/README.md).
 
 A test asks for the `host` fixture (tests/conftest.py) and gets a SimHost

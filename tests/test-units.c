@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * test-units.c - unit tests of the pure parts: ring.c, held.c, the strict
  * parsers (strict.c), the channel matching of xs.c, and log.c's line budget.  Run by

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Installing: `make install` lays out exactly the documented files (install.mk's
 header, README's "Installing"), the installed units run the installed binary,
 `make uninstall` takes it all away again; `make install-guest` puts the guest
@@ -321,14 +322,14 @@ def test_make_deb_builds_both_packages_and_lintian_is_clean():
         "/lib/systemd/system/xenchan-proxy@.service",
         "/lib/systemd/system/xenchan-proxy@.socket",
         "/usr/share/doc/xenchan-proxy/README.md",
-        "/usr/share/doc/xenchan-proxy/protocol-notes.md",
+        "/usr/share/doc/xenchan-proxy/protocol.md",
         "/usr/share/doc/xenchan-proxy/examples/xl/README.md",
         "/usr/share/doc/xenchan-proxy/examples/xl/xl-create-channels",
         "/usr/share/doc/xenchan-proxy/changelog.gz",
         "/usr/share/doc/xenchan-proxy/copyright",
     }
     # dh_compress compresses documents over 4 KiB.
-    for doc in ("README.md", "protocol-notes.md"):
+    for doc in ("README.md", "protocol.md"):
         if os.path.getsize(os.path.join(ROOT, "docs" if doc.startswith("protocol") else "", doc)) > 4096:
             want.remove("/usr/share/doc/xenchan-proxy/" + doc)
             want.add("/usr/share/doc/xenchan-proxy/" + doc + ".gz")

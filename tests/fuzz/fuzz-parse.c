@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz-parse.c - the strict number parsers (strict.c) and the channel pick
  * of xs.c against brute-force references.

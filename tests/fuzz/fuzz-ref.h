@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz-ref.h - brute-force references for the strict parsers (strict.c) and
  * the channel pick (store.c), written from strict.h's and store.h's

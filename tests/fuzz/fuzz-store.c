@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz-store.c - every function of the proxy's xenstore modules (store.c,
  * the xenstore half of hotplug.c, strict.c's reads) over a xenstore that

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # libFuzzer harnesses (tests/fuzz/README.md).  Included by the top Makefile.
 #
 #   make fuzz                  every harness for FUZZ_SECONDS each (-j4: at once)

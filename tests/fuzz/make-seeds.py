@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Write the seed corpus of the fuzz harnesses: tests/fuzz/corpus/<harness>/.
 
 Each seed is one case a reader can name, encoded as its harness reads its
