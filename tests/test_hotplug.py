@@ -85,7 +85,7 @@ def channels(host, d):
         return []
 
 
-def wait_log(proxy, pattern, timeout=10):
+def wait_log(proxy, pattern, timeout=30):
     from test_proxy import host_wait_log
     host_wait_log(proxy, pattern, timeout)
     return proxy.log()

@@ -224,7 +224,10 @@ def test_overflow_discard_keeps_guest_writing(host):
     # Logged at the 1st, 2nd, 4th... occurrence, counting every byte.
     assert re.search(r"discarded \d+ bytes from the guest at stream offset 65536: client absent",
                      p.log()), p.log()
-    assert g.stats()["write_wait_ns"] < 10**9
+    # A proxy slowed down by a wrapper (valgrind) drains slower than a guest
+    # writes: the log line above is the promise; this figure is the native one.
+    if not os.environ.get("XENCHAN_WRAPPER"):
+        assert g.stats()["write_wait_ns"] < 10**9
     p.signal(signal.SIGTERM)
     assert p.wait() == 0
 
