@@ -225,6 +225,7 @@ static int take_option(struct options *o, int c, char *arg)
 		if (!strict_uint(arg, DOMID_MAX, &v))
 			return usage("--backend-domid takes a domid");
 		o->backend_domid = v;
+		o->backend_domid_set = true;
 		break;
 	case 't': o->transcript = arg; break;
 	case OPT_TRANSCRIPT_MAX:
@@ -335,11 +336,43 @@ static int create_channel(struct proxy *p)
 	return EX_CANTCREAT;
 }
 
+/* Which domain do we run in?  In a driver domain B, we serve B's channels
+ * (the default --backend-domid) with B's rights: refuse before changing
+ * anything what only dom0 may do. */
+static int where_we_run(struct proxy *p)
+{
+	unsigned self;
+
+	if (!store_own_domid(p->xs, &self) || self == 0)
+		return 0;   /* dom0 (or a host that does not say): privileged */
+	p->ch.unprivileged = true;
+	if (!p->opt.backend_domid_set)
+		p->opt.backend_domid = self;
+	if (p->opt.command == MODE_CREATE || p->opt.command == MODE_REMOVE) {
+		log_line(&p->log, XTL_ERROR, -1, "--%s needs dom0: this is domain %u, which may "
+			 "not write a guest's device directory (in dom0: xenchan-proxy --%s "
+			 "--backend-domid %u ...)",
+			 p->opt.command == MODE_CREATE ? "create" : "remove", self,
+			 p->opt.command == MODE_CREATE ? "create" : "remove", self);
+		return EX_NOPERM;
+	}
+	if (p->opt.backend_domid != self) {
+		log_line(&p->log, XTL_ERROR, -1, "this is domain %u: it serves only the channels "
+			 "whose backend it is (--backend-domid %u), not domain %u's",
+			 self, self, p->opt.backend_domid);
+		return EX_NOPERM;
+	}
+	return 0;
+}
+
 static int find_channel(struct proxy *p)
 {
 	char msg[768];
 	enum store_result r;
 
+	r = where_we_run(p);
+	if (r != 0)
+		return r;
 	r = store_find_domain(p->xs, p->opt.domain, &p->ch, msg, sizeof(msg));
 	if (r == STORE_OK && p->opt.command == MODE_LIST)
 		return 0;

@@ -1,0 +1,118 @@
+# SPDX-License-Identifier: MIT
+"""xenchan-proxy as the backend of a channel in a driver domain B: run with
+host.domain_env(B), its xenstore requests are checked as B's (xenstored-sim's
+per-domain sockets) and its grants and event channels are B's.  It finds the
+channel through B's own backend directory, serves it, reattaches after a
+SIGKILL, ends when the guest goes, and refuses what B may not do."""
+import os
+
+import pytest
+
+from simhost import exchange, wait_socket_connectable
+from test_proxy import sigkill_then_reattach
+from test_sim import tree
+
+MIB = 1 << 20
+EX_NOINPUT, EX_NOPERM = 66, 77
+NAME = "org.example.dd"
+
+
+def dd_channel(host):
+    """(b, d, n, fe, be): driver domain b, guest d, its channel n backed by b."""
+    b = host.domain_create("dd", driver_domain=True)
+    d = host.domain_create("web")
+    n = host.channel_add(d, NAME, backend_domid=b)
+    return (b, d, n, "/local/domain/%d/device/console/%d" % (d, n),
+            "/local/domain/%d/backend/console/%d/%d" % (b, d, n))
+
+
+def dd_proxy(host, b, *args, **kw):
+    """xenchan-proxy ARGS as a process of domain b."""
+    return host.proxy(*args, env=host.domain_env(b), **kw)
+
+
+def connected(host, fe, be, proc=None):
+    host.wait_xs(be + "/state", "4", proc=proc)
+    host.wait_xs(fe + "/state", "4", proc=proc)
+
+
+@pytest.mark.timeout(120)
+def test_proxy_in_a_driver_domain_serves_16mib_each_way(host):
+    """The proxy in B, given the domain's domid and the channel's name (B may
+    list only its own backend directory, where K/name names it) and no
+    --backend-domid (it reads its own domid): 16 MiB each way, SHA-256 equal."""
+    b, d, n, fe, be = dd_channel(host)
+    g = host.guest(d, n)
+    sock = os.path.join(host.dir, "dd.sock")
+    p = dd_proxy(host, b, d, NAME, "--listen", sock, "-v", "--overflow-data", "keep")
+    connected(host, fe, be, p.proc)
+    assert "serving %s (backend %s)" % (fe, be) in p.log()
+    with wait_socket_connectable(sock) as c, g.connect() as t:
+        r = exchange(c, t, 16 * MIB, timeout=100)
+    print("driver domain: 16 MiB each way in %.2fs" % r.seconds)
+    assert host.xs.read(be + "/xenchan-pid") == str(p.proc.pid).encode()
+    assert host.xs.get_perms(be + "/xenchan-pid")[0] == "n%d" % b   # written as B
+
+
+@pytest.mark.timeout(60)
+def test_proxy_in_a_driver_domain_reattaches_after_sigkill(host):
+    """SIGKILLed, the proxy in B leaves the channel Connected; a new one
+    (devid, --backend-domid B as the watcher passes it) reattaches to the
+    live ring: the guest's stream arrives with no gap, both ways."""
+    b, d, n, fe, be = dd_channel(host)
+    g = host.guest(d, n)
+    sock = os.path.join(host.dir, "dd.sock")
+    args = (d, n, "--backend-domid", b, "--listen", sock)
+    p1 = dd_proxy(host, b, *args)
+    connected(host, fe, be, p1.proc)
+    sigkill_then_reattach(g, sock, p1, lambda: dd_proxy(host, b, *args))
+    assert host.xs.read(fe + "/state") == b"4" and host.xs.read(be + "/state") == b"4"
+
+
+@pytest.mark.timeout(60)
+def test_proxy_in_a_driver_domain_ends_on_the_guests_death(host):
+    """B hears no @releaseDomain: the backend directory's removal ends the
+    proxy, exit 0, its socket removed, no node of the channel left."""
+    b, d, n, fe, be = dd_channel(host)
+    host.guest(d, n)
+    sock = os.path.join(host.dir, "dd.sock")
+    p = dd_proxy(host, b, d, n, "--listen", sock, "-v")
+    connected(host, fe, be, p.proc)
+    host.domain_destroy(d)
+    assert p.wait(10) == 0, p.log()
+    assert "backend directory removed: ending" in p.log()
+    assert "domain is gone" not in p.log()
+    assert not os.path.exists(sock)
+    for path in ("/local/domain/%d" % d, "/local/domain/%d/backend" % b, "/libxl/%d" % d):
+        assert not host.xs.exists(path), path
+
+
+def refused(host, b, args, code, message):
+    """Run the proxy in B with args: it exits code, says message, and
+    xenstore is exactly as before."""
+    before = [tree(host.xs, top) for top in ("/local", "/libxl")]
+    p = dd_proxy(host, b, *args, check_ready=False)
+    assert p.wait(10) == code, p.log()
+    assert message in p.log(), p.log()
+    assert [tree(host.xs, top) for top in ("/local", "/libxl")] == before
+
+
+@pytest.mark.timeout(60)
+def test_proxy_in_a_driver_domain_refuses_what_b_may_not_do(host):
+    """What B may not do is refused with an error saying why, changing nothing:
+    a domain by name (B may not read names), another domain's channel (dom0's
+    backend), --create and --remove (only dom0 writes a guest's devices)."""
+    b, d, n, fe, be = dd_channel(host)
+    n0 = host.channel_add(d, "org.example.dom0")          # served from dom0
+    sock = os.path.join(host.dir, "dd.sock")
+    refused(host, b, ("web", NAME, "--listen", sock), EX_NOINPUT,
+            "give the domain by domid: this domain may not read other domains' names")
+    refused(host, b, (d, n0, "--backend-domid", 0, "--listen", sock), EX_NOPERM,
+            "this is domain %d: it serves only the channels whose backend it is" % b)
+    refused(host, b, (d, "org.example.dom0", "--listen", sock), EX_NOINPUT,
+            "no channel org.example.dom0 in /local/domain/%d/backend/console/%d" % (b, d))
+    refused(host, b, ("--create", d, "org.example.new", "--listen", sock), EX_NOPERM,
+            "--create needs dom0: this is domain %d" % b)
+    refused(host, b, ("--remove", d, n), EX_NOPERM,
+            "--remove needs dom0: this is domain %d" % b)
+    assert not os.path.exists(sock)
