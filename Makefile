@@ -57,12 +57,13 @@ include tests/sim/sim.mk
 include tests/fuzz/fuzz.mk
 include tests/xen/xen.mk
 include dm/dm.mk
+include devd/devd.mk
 include install.mk
 
 # The header dependencies the compiler wrote, one .d beside each object (none
 # before the first build).  Named as targets, a missing one makes its object
 # be built again (one built before there were any).
-DEPFILES = $(sort $(PROXY_OBJS:.o=.d) $(UNIT_OBJS:.o=.d) $(DM_OBJS:.o=.d))
+DEPFILES = $(sort $(PROXY_OBJS:.o=.d) $(UNIT_OBJS:.o=.d) $(DM_OBJS:.o=.d) $(DEVD_OBJS:.o=.d))
 $(DEPFILES):
 DEPS = $(wildcard $(DEPFILES))
 -include $(DEPS)

@@ -5,10 +5,14 @@ per-domain sockets) and its grants and event channels are B's.  It finds the
 channel through B's own backend directory, serves it, reattaches after a
 SIGKILL, ends when the guest goes, and refuses what B may not do."""
 import os
+import re
+import signal
+import subprocess
 
 import pytest
 
-from simhost import exchange, wait_socket_connectable
+from simhost import (_wait_dir, exchange, wait_asleep, wait_proc_exit,
+                     wait_socket_connectable)
 from test_proxy import sigkill_then_reattach
 from test_sim import tree
 
@@ -116,3 +120,71 @@ def test_proxy_in_a_driver_domain_refuses_what_b_may_not_do(host):
     refused(host, b, ("--remove", d, n), EX_NOPERM,
             "--remove needs dom0: this is domain %d" % b)
     assert not os.path.exists(sock)
+
+
+# ---- xenchan-devd, the driver domain's watcher -----------------------------------
+
+def start_devd(host, b, *args):
+    """xenchan-devd -v ARGS as a process of domain b, its proxies the build's
+    (staying root: the host has no xenchan user); (Popen, log path), once
+    its watch is set."""
+    log = os.path.join(host.dir, "devd-%d.log" % b)
+    env = dict(host.domain_env(b), XENCHAN_PROXY=host.proxy_argv()[-1],
+               XENCHAN_PROXY_USER="root", XENCHAN_PROXY_OPTS="-v")
+    if os.environ.get("XENCHAN_NO_SECCOMP"):
+        env["XENCHAN_PROXY_OPTS"] += " --no-seccomp"
+    with open(log, "wb") as f:
+        proc = subprocess.Popen([os.path.join(host.build, "xenchan-devd"), "-v"] + list(args),
+                                env=env, stdin=subprocess.DEVNULL, stdout=f,
+                                stderr=subprocess.STDOUT)
+    host._procs.append((proc, log, signal.SIGTERM))
+    wait_log(host, log, r"serving domain %d's channels" % b, proc)
+    return proc, log
+
+
+def wait_log(host, log, pattern, proc=None, timeout=10):
+    return _wait_dir(host.dir, lambda: re.search(pattern, open(log, errors="replace").read()),
+                     timeout, "%r in %s" % (pattern, log), proc)
+
+
+@pytest.mark.timeout(90)
+def test_devd_serves_restarts_and_ends_with_the_guest(host):
+    """xenchan-devd in B, started before the guest exists: a channel with
+    backend=B added later gets a proxy (endpoint from K: the socket), bytes
+    flow both ways; the proxy SIGKILLed is restarted and reattaches; the
+    guest destroyed, the proxy exits 0 and is not restarted, its socket and
+    the channel's nodes gone; the watcher then sleeps (no timer) until
+    SIGTERM ends it, exit 0."""
+    b = host.domain_create("dd", driver_domain=True)
+    devd, log = start_devd(host, b)
+    d = host.domain_create("web")
+    sock = os.path.join(host.dir, "dd.sock")
+    n = host.channel_add(d, NAME, backend_domid=b, connection="socket", path=sock)
+    fe = "/local/domain/%d/device/console/%d" % (d, n)
+    be = "/local/domain/%d/backend/console/%d/%d" % (b, d, n)
+    g = host.guest(d, n)
+    connected(host, fe, be, devd)
+    pid1 = int(host.xs.read(be + "/xenchan-pid"))
+    assert "--backend-domid\0%d\0--\0%d\0%d\0" % (b, d, n) in open(
+        "/proc/%d/cmdline" % pid1).read()
+    with wait_socket_connectable(sock) as c, g.connect() as t:
+        exchange(c, t, 1 * MIB, timeout=60)
+        os.kill(pid1, signal.SIGKILL)
+        wait_log(host, log, r"its proxy was killed by signal 9; restarting it", devd)
+        pid2 = int(host.wait_xs(be + "/xenchan-pid", lambda v: v != str(pid1).encode(),
+                                proc=devd))
+    with wait_socket_connectable(sock) as c, g.connect() as t:
+        exchange(c, t, 1 * MIB, timeout=60)
+    assert host.xs.read(fe + "/state") == b"4"
+    host.domain_destroy(d)
+    wait_log(host, log, r"domain %d channel %d: its proxy exited with status 0" % (d, n), devd)
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid2, 0)
+    assert "restart 2" not in open(log).read()
+    assert not os.path.exists(sock)
+    assert not host.xs.exists("/local/domain/%d/backend" % b)
+    assert not host.xs.exists("/local/domain/%d" % d)
+    wait_asleep(devd.pid)
+    assert devd.poll() is None
+    devd.send_signal(signal.SIGTERM)
+    assert wait_proc_exit(devd) == 0
