@@ -128,16 +128,17 @@ static void clean_socket(struct devd *dd, const struct served *s)
 			 "proxy's socket", s->domid, s->devid, s->sock);
 }
 
-static void exited(struct devd *dd, struct served *s, int status)
+static void exited(struct devd *dd, struct served *s, pid_t pid, int status)
 {
-	char how[64];
+	char how[80];
 
 	s->pid = 0;
-	clean_socket(dd, s);
 	if (WIFEXITED(status))
-		snprintf(how, sizeof(how), "exited with status %d", WEXITSTATUS(status));
+		snprintf(how, sizeof(how), "(pid %d) exited with status %d", (int)pid,
+			 WEXITSTATUS(status));
 	else
-		snprintf(how, sizeof(how), "was killed by signal %d", WTERMSIG(status));
+		snprintf(how, sizeof(how), "(pid %d) was killed by signal %d", (int)pid,
+			 WTERMSIG(status));
 	if (dd->stopping || !s->listed || (WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
 		/* Its own verdict (the channel or the guest is gone), or ours. */
 		s->ended = true;
@@ -148,15 +149,34 @@ static void exited(struct devd *dd, struct served *s, int status)
 	schedule_restart(dd, s, how);
 }
 
+static struct served *by_pid(struct devd *dd, pid_t pid)
+{
+	for (unsigned i = 0; i < dd->n_ch; i++)
+		if (dd->ch[i].pid == pid)
+			return &dd->ch[i];
+	return NULL;
+}
+
 void devd_reap(struct devd *dd)
 {
+	siginfo_t si;
 	int status;
-	pid_t pid;
 
-	while ((pid = waitpid(-1, &status, WNOHANG)) > 0)
-		for (unsigned i = 0; i < dd->n_ch; i++)
-			if (dd->ch[i].pid == pid)
-				exited(dd, &dd->ch[i], status);
+	/* Each exited child is looked at before it is reaped: its socket goes
+	 * while its pid is still in /proc, so whoever waits for the pid to go
+	 * finds the socket gone too. */
+	for (;;) {
+		struct served *s;
+
+		si.si_pid = 0;
+		if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0 || si.si_pid == 0)
+			break;
+		s = by_pid(dd, si.si_pid);
+		if (s)
+			clean_socket(dd, s);
+		if (waitpid(si.si_pid, &status, 0) == si.si_pid && s)
+			exited(dd, s, si.si_pid, status);
+	}
 	devd_forget(dd);
 }
 

@@ -170,14 +170,14 @@ def test_devd_serves_restarts_and_ends_with_the_guest(host):
     with wait_socket_connectable(sock) as c, g.connect() as t:
         exchange(c, t, 1 * MIB, timeout=60)
         os.kill(pid1, signal.SIGKILL)
-        wait_log(host, log, r"its proxy was killed by signal 9; restarting it", devd)
+        wait_log(host, log, r"its proxy \(pid %d\) was killed by signal 9; restarting it" % pid1, devd)
         pid2 = int(host.wait_xs(be + "/xenchan-pid", lambda v: v != str(pid1).encode(),
                                 proc=devd))
     with wait_socket_connectable(sock) as c, g.connect() as t:
         exchange(c, t, 1 * MIB, timeout=60)
     assert host.xs.read(fe + "/state") == b"4"
     host.domain_destroy(d)
-    wait_log(host, log, r"domain %d channel %d: its proxy exited with status 0" % (d, n), devd)
+    wait_log(host, log, r"domain %d channel %d: its proxy \(pid %d\) exited with status 0" % (d, n, pid2), devd)
     with pytest.raises(ProcessLookupError):
         os.kill(pid2, 0)
     assert "restart 2" not in open(log).read()
