@@ -365,6 +365,34 @@ static int where_we_run(struct proxy *p)
 	return 0;
 }
 
+/* --create --backend-domid B from dom0, B a driver domain: the nodes only.
+ * The guest grants its ring to B, so only B can serve it: B's xenchan-devd
+ * starts the proxy there, on the endpoint written in K. */
+static int create_for_driver_domain(struct proxy *p)
+{
+	const char *conn = p->opt.kind == EP_PTY ? "pty" : "socket";
+	char msg[256];
+	unsigned existing = 0;
+
+	if (p->opt.kind != EP_PTY && (p->opt.kind != EP_LISTEN || p->opt.path == NULL))
+		return usage("--create --backend-domid B (not 0) takes --listen PATH or --pty: "
+			     "the endpoint domain B's proxy serves");
+	p->ch.devid = p->opt.create_devid;
+	if (hotplug_create(p->xs, &p->ch, p->opt.channel, DEFAULT_LIMIT, conn,
+			   p->opt.kind == EP_LISTEN ? p->opt.path : NULL, &existing, msg,
+			   sizeof(msg)) != STORE_OK) {
+		name_log(p);
+		log_line(&p->log, XTL_ERROR, -1, "--create: %s", msg);
+		return EX_CANTCREAT;
+	}
+	name_log(p);
+	log_line(&p->log, XTL_INFO, -1, "created %s, served from domain %u (by its xenchan-devd)",
+		 p->ch.fe, p->ch.backend_domid);
+	p->phase = PH_ENDING;   /* nothing of ours to serve or unplug */
+	p->stop = true;
+	return 0;
+}
+
 static int find_channel(struct proxy *p)
 {
 	char msg[768];
@@ -861,6 +889,9 @@ static int proxy_setup(struct proxy *p)
 	if ((r = open_signals(p)) || (r = open_xen(p)) || (r = find_channel(p))
 	    || (r = choose_endpoint(p, p->toolstack_path, sizeof(p->toolstack_path))))
 		return r;
+	if (p->opt.command == MODE_CREATE && p->ch.backend_domid != BACKEND_DOMID_DOM0
+	    && !p->ch.unprivileged)
+		return create_for_driver_domain(p);
 	if ((r = transcript_open(p)))
 		return r;
 	/* The endpoint first: a channel we create is never left without one. */

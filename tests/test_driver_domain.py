@@ -188,3 +188,41 @@ def test_devd_serves_restarts_and_ends_with_the_guest(host):
     assert devd.poll() is None
     devd.send_signal(signal.SIGTERM)
     assert wait_proc_exit(devd) == 0
+
+
+@pytest.mark.timeout(60)
+def test_create_and_remove_in_dom0_for_a_driver_domain(host):
+    """--create --backend-domid B in dom0 writes libxl's nodes for a channel
+    B serves (F's own keys owned by B, K B's), opens nothing and exits 0;
+    B's watcher serves it; --remove in dom0 unplugs it, and B's proxy ends
+    with it (exit 0, not restarted), nothing left."""
+    b = host.domain_create("dd", driver_domain=True)
+    devd, log = start_devd(host, b)
+    d = host.domain_create("web")
+    sock = os.path.join(host.dir, "new.sock")
+    c = host.proxy("--create", "--backend-domid", b, d, "org.example.new", "--listen", sock,
+                   "-v", check_ready=False)
+    assert c.wait(10) == 0, c.log()
+    assert "served from domain %d" % b in c.log()
+    n = 1
+    fe = "/local/domain/%d/device/console/%d" % (d, n)
+    be = "/local/domain/%d/backend/console/%d/%d" % (b, d, n)
+    assert host.xs.get_perms(fe) == ["n%d" % d, "r%d" % b]
+    assert host.xs.get_perms(fe + "/name") == ["n%d" % b, "r%d" % d]
+    assert host.xs.get_perms(be) == ["n%d" % b, "r%d" % d]
+    assert host.xs.read(fe + "/backend") == be.encode()
+    assert host.xs.read(fe + "/backend-id") == str(b).encode()
+    assert (host.xs.read(be + "/connection"), host.xs.read(be + "/path")) == (
+        b"socket", sock.encode())
+    g = host.guest(d, n)
+    connected(host, fe, be, devd)
+    with wait_socket_connectable(sock) as s, g.connect() as t:
+        exchange(s, t, 65536, timeout=30)
+    pid = int(host.xs.read(be + "/xenchan-pid"))
+    r = host.proxy("--remove", "--backend-domid", b, d, n, "-v", check_ready=False)
+    assert r.wait(20) == 0, r.log()
+    wait_log(host, log, r"its proxy \(pid %d\) exited with status 0" % pid, devd)
+    for path in (fe, "/local/domain/%d/backend" % b, "/libxl/%d/device/console/%d" % (d, n)):
+        assert not host.xs.exists(path), path
+    assert not os.path.exists(sock)
+    assert "restarting" not in open(log).read()
