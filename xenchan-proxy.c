@@ -94,7 +94,7 @@ static const char usage_text[] =
 "  -s, --stdio            relay standard input and output\n"
 "  (none of these)        use the backend's \"connection\"/\"path\" nodes\n"
 "  -m, --mode MODE        permissions of a created socket (default 0600)\n"
-"  -b, --backend-domid N  the backend domain (default 0)\n"
+"  -b, --backend-domid N  the backend domain (default: the one it runs in)\n"
 "  -t, --transcript FILE  append both directions to FILE, with marks\n"
 "      --transcript-max SIZE  stop recording at SIZE bytes (default 64M; 0: no bound)\n"
 "      --buffer SIZE      bytes held for an absent or slow client\n"
