@@ -124,12 +124,12 @@ def test_proxy_in_a_driver_domain_refuses_what_b_may_not_do(host):
 
 # ---- xenchan-devd, the driver domain's watcher -----------------------------------
 
-def start_devd(host, b, *args):
+def start_devd(host, b, *args, proxy=None):
     """xenchan-devd -v ARGS as a process of domain b, its proxies the build's
-    (staying root: the host has no xenchan user); (Popen, log path), once
-    its watch is set."""
+    (or proxy; staying root: the host has no xenchan user); (Popen, log
+    path), once its watch is set."""
     log = os.path.join(host.dir, "devd-%d.log" % b)
-    env = dict(host.domain_env(b), XENCHAN_PROXY=host.proxy_argv()[-1],
+    env = dict(host.domain_env(b), XENCHAN_PROXY=proxy or host.proxy_argv()[-1],
                XENCHAN_PROXY_USER="root", XENCHAN_PROXY_OPTS="-v")
     if os.environ.get("XENCHAN_NO_SECCOMP"):
         env["XENCHAN_PROXY_OPTS"] += " --no-seccomp"
@@ -226,3 +226,20 @@ def test_create_and_remove_in_dom0_for_a_driver_domain(host):
         assert not host.xs.exists(path), path
     assert not os.path.exists(sock)
     assert "restarting" not in open(log).read()
+
+
+@pytest.mark.timeout(60)
+def test_devd_restarts_are_bounded(host):
+    """A proxy that fails at once is restarted 5 times (at once, then after
+    250 ms, 500 ms, 1 s, 2 s), then left: the 6th failure within a minute is
+    logged, nothing more is started, and the watcher sleeps with no timer."""
+    b = host.domain_create("dd", driver_domain=True)
+    devd, log = start_devd(host, b, proxy="/bin/false")
+    d = host.domain_create("web")
+    host.channel_add(d, NAME, backend_domid=b)
+    wait_log(host, log, r"its failure 6 within 60 s: not restarting it", devd)
+    wait_asleep(devd.pid)
+    text = open(log).read()
+    assert text.count("started xenchan-proxy") == 6, text
+    assert [int(m) for m in re.findall(r"restart (\d) of at most 5", text)] == [1, 2, 3, 4, 5]
+    assert devd.poll() is None
