@@ -129,7 +129,8 @@ def start_devd(host, b, *args, proxy=None):
     (or proxy; staying root: the host has no xenchan user); (Popen, log
     path), once its watch is set."""
     log = os.path.join(host.dir, "devd-%d.log" % b)
-    env = dict(host.domain_env(b), XENCHAN_PROXY=proxy or host.proxy_argv()[-1],
+    proxy = proxy or os.environ.get("XENCHAN_PROXY") or os.path.join(host.build, "xenchan-proxy")
+    env = dict(host.domain_env(b), XENCHAN_PROXY=proxy,
                XENCHAN_PROXY_USER="root", XENCHAN_PROXY_OPTS="-v")
     if os.environ.get("XENCHAN_NO_SECCOMP"):
         env["XENCHAN_PROXY_OPTS"] += " --no-seccomp"
