@@ -6,6 +6,7 @@ channel through B's own backend directory, serves it, reattaches after a
 SIGKILL, ends when the guest goes, and refuses what B may not do."""
 import os
 import re
+import shlex
 import signal
 import subprocess
 
@@ -135,7 +136,10 @@ def start_devd(host, b, *args, proxy=None):
     if os.environ.get("XENCHAN_NO_SECCOMP"):
         env["XENCHAN_PROXY_OPTS"] += " --no-seccomp"
     with open(log, "wb") as f:
-        proc = subprocess.Popen([os.path.join(host.build, "xenchan-devd"), "-v"] + list(args),
+        # $XENCHAN_WRAPPER (valgrind in make check-valgrind) runs it too.
+        wrapper = shlex.split(os.environ.get("XENCHAN_WRAPPER", ""))
+        proc = subprocess.Popen(wrapper + [os.path.join(host.build, "xenchan-devd"), "-v"]
+                                + list(args),
                                 env=env, stdin=subprocess.DEVNULL, stdout=f,
                                 stderr=subprocess.STDOUT)
     host._procs.append((proc, log, signal.SIGTERM))
