@@ -57,12 +57,13 @@ include tests/sim/sim.mk
 include tests/fuzz/fuzz.mk
 include tests/xen/xen.mk
 include dm/dm.mk
+include devd/devd.mk
 include install.mk
 
 # The header dependencies the compiler wrote, one .d beside each object (none
 # before the first build).  Named as targets, a missing one makes its object
 # be built again (one built before there were any).
-DEPFILES = $(sort $(PROXY_OBJS:.o=.d) $(UNIT_OBJS:.o=.d) $(DM_OBJS:.o=.d))
+DEPFILES = $(sort $(PROXY_OBJS:.o=.d) $(UNIT_OBJS:.o=.d) $(DM_OBJS:.o=.d) $(DEVD_OBJS:.o=.d))
 $(DEPFILES):
 DEPS = $(wildcard $(DEPFILES))
 -include $(DEPS)
@@ -105,7 +106,8 @@ VALGRIND = valgrind -q --error-exitcode=99 --leak-check=full --show-leak-kinds=d
 check-valgrind: all $(B)/tests/test-units
 	XENCHAN_NO_SECCOMP=1 XENCHAN_BUILD=$(CURDIR)/$(B) XENCHAN_WRAPPER="$(VALGRIND)" $(PYTHON) -m pytest -q -n 2 \
 	  tests/test_proxy.py tests/test_hotplug.py tests/test_restore.py tests/test_faults.py \
-	  tests/test_dm.py tests/test_transcript.py tests/test_socket_safety.py $(PYTEST_ARGS)
+	  tests/test_dm.py tests/test_transcript.py tests/test_socket_safety.py \
+	  tests/test_driver_domain.py $(PYTEST_ARGS)
 
 # Every test there is, as .ci/run runs it: the default tests, the same under
 # AddressSanitizer and UndefinedBehaviorSanitizer, the proxy under valgrind,

@@ -467,6 +467,10 @@ int hotplug_remove(struct xs_handle *h, const struct store_channel *ch, char *ms
 	unsigned long long start;
 	long pid = hotplug_read_server(h, ch, &start);
 
+	/* A driver domain's proxy records its pid in its own domain, not
+	 * ours: unplugging is all we do, and it ends when K goes. */
+	if (ch->backend_domid != BACKEND_DOMID_DOM0)
+		pid = 0;
 	if (!hotplug_is_ours(h, ch)) {
 		snprintf(msg, msglen, "%s was not created by xenchan-proxy: remove it "
 			 "with the toolstack", ch->fe);

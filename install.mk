@@ -12,10 +12,13 @@
 # tests/test_install.py checks that it is exactly this):
 #   $(BINDIR)/xenchan-proxy                       BINDIR  = $(PREFIX)/bin
 #   $(BINDIR)/xenchan-dm                          (beside the proxy, which it runs)
+#   $(BINDIR)/xenchan-devd                        (the same)
 #   $(MANDIR)/man1/xenchan-proxy.1                MANDIR  = $(PREFIX)/share/man
 #   $(MANDIR)/man8/xenchan-dm.8
+#   $(MANDIR)/man8/xenchan-devd.8
 #   $(SYSTEMDUNITDIR)/xenchan-proxy@.service      generated: ExecStart= names $(BINDIR)
 #   $(SYSTEMDUNITDIR)/xenchan-proxy@.socket
+#   $(SYSTEMDUNITDIR)/xenchan-devd.service        generated, the same
 #   $(GUESTDIR)/70-xen-channel.rules              GUESTDIR = $(PREFIX)/share/xenchan-proxy/guest
 #   $(GUESTDIR)/xen-channel-name
 # SYSTEMDUNITDIR is systemd's own (pkg-config --variable=systemdsystemunitdir
@@ -60,11 +63,11 @@ INSTALL ?= install
 # list is set); tests/test_install.py asks for DM_PROG (make print-DM_PROG).
 DM_PROG   = $(if $(DM_OBJS),xenchan-dm)
 DM_MAN   := $(wildcard man/xenchan-dm.8)
-UNITS     = xenchan-proxy@.service xenchan-proxy@.socket
+UNITS     = xenchan-proxy@.service xenchan-proxy@.socket xenchan-devd.service
 GUEST_FILES = 70-xen-channel.rules xen-channel-name
 
 # What install needs built: the programs only (not the simulator).
-programs: xenchan-proxy $(DM_PROG)
+programs: xenchan-proxy $(DM_PROG) xenchan-devd
 
 install: programs
 	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
@@ -76,14 +79,19 @@ ifneq ($(DM_PROG),)
 	@# xenchan-proxy beside its own executable (dm.mk's DM_PROXY_PATH empty).
 	$(INSTALL) -m 0755 xenchan-dm $(DESTDIR)$(BINDIR)/xenchan-dm
 endif
-ifneq ($(DM_MAN),)
+	@# The driver domain's watcher, which runs the proxy beside it too.
+	$(INSTALL) -m 0755 xenchan-devd $(DESTDIR)$(BINDIR)/xenchan-devd
 	$(INSTALL) -d $(DESTDIR)$(MANDIR)/man8
+ifneq ($(DM_MAN),)
 	$(INSTALL) -m 0644 man/xenchan-dm.8 $(DESTDIR)$(MANDIR)/man8/xenchan-dm.8
 endif
-	@# The units name /usr/bin/xenchan-proxy, where packages put it; point
-	@# them at this BINDIR (a temporary file, so a failed sed leaves no unit).
+	$(INSTALL) -m 0644 man/xenchan-devd.8 $(DESTDIR)$(MANDIR)/man8/xenchan-devd.8
+	@# The units name /usr/bin/xenchan-proxy and xenchan-devd, where packages
+	@# put them; point them at this BINDIR (a temporary file, so a failed sed
+	@# leaves no unit).
 	set -e; for u in $(UNITS); do \
-	  sed 's|/usr/bin/xenchan-proxy|$(BINDIR)/xenchan-proxy|g' contrib/systemd/$$u \
+	  sed -e 's|/usr/bin/xenchan-proxy|$(BINDIR)/xenchan-proxy|g' \
+	    -e 's|/usr/bin/xenchan-devd|$(BINDIR)/xenchan-devd|g' contrib/systemd/$$u \
 	    >$(DESTDIR)$(SYSTEMDUNITDIR)/.$$u.tmp; \
 	  chmod 0644 $(DESTDIR)$(SYSTEMDUNITDIR)/.$$u.tmp; \
 	  mv -f $(DESTDIR)$(SYSTEMDUNITDIR)/.$$u.tmp $(DESTDIR)$(SYSTEMDUNITDIR)/$$u; \
@@ -97,6 +105,7 @@ endif
 # tree: an older install may have them), and the share directories if empty.
 uninstall:
 	rm -f $(DESTDIR)$(BINDIR)/xenchan-proxy $(DESTDIR)$(BINDIR)/xenchan-dm \
+	  $(DESTDIR)$(BINDIR)/xenchan-devd $(DESTDIR)$(MANDIR)/man8/xenchan-devd.8 \
 	  $(DESTDIR)$(MANDIR)/man1/xenchan-proxy.1 $(DESTDIR)$(MANDIR)/man8/xenchan-dm.8 \
 	  $(UNITS:%=$(DESTDIR)$(SYSTEMDUNITDIR)/%) $(GUEST_FILES:%=$(DESTDIR)$(GUESTDIR)/%)
 	rmdir $(DESTDIR)$(GUESTDIR) $(DESTDIR)$(DATADIR)/xenchan-proxy 2>/dev/null || :
@@ -139,12 +148,12 @@ deb:
 	@# otherwise everything but build output.
 	set -e; if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
 	  git ls-files -z --cached --others --exclude-standard | \
-	    xargs -0 sh -c 'for f; do case $$f in xenchan-proxy|xenchan-dm) continue;; esac; \
+	    xargs -0 sh -c 'for f; do case $$f in xenchan-proxy|xenchan-dm|xenchan-devd) continue;; esac; \
 	      [ -e "$$f" ] && printf "%s\0" "$$f"; done; :' sh | \
 	    tar --null --no-recursion -T - -cf - | tar -xf - -C $(DEB_SRC); \
 	else \
 	  tar --exclude=./build --exclude=./build-asan --exclude=./$(DEB_OUT) --exclude=./tests/.cache \
-	    --exclude=./xenchan-proxy --exclude=./xenchan-dm --exclude=./.git \
+	    --exclude=./xenchan-proxy --exclude=./xenchan-dm --exclude=./xenchan-devd --exclude=./.git \
 	    --exclude=./debian/tmp --exclude=./debian/.debhelper -cf - . | tar -xf - -C $(DEB_SRC); \
 	fi
 	cd $(DEB_SRC) && dpkg-buildpackage $(DEB_BUILD_ARGS) >$(DEB_DIR)/build.log 2>&1 || \

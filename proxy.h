@@ -36,6 +36,7 @@ struct options {
 	const char *path;                /* socket path or pty link */
 	mode_t mode;
 	unsigned backend_domid;
+	bool backend_domid_set;          /* given: not the domain we run in */
 	const char *transcript;
 	unsigned long transcript_max;    /* bytes; 0: no bound */
 	unsigned long buffer;

@@ -85,16 +85,19 @@ static bool domain_name(struct xs_handle *h, unsigned domid, char *name, size_t 
 static enum store_result domain_by_id(struct xs_handle *h, unsigned domid,
 				      struct store_channel *ch, char *msg, size_t msglen)
 {
-	char path[STORE_PATH_MAX], name[STORE_NAME_MAX];
+	char path[STORE_PATH_MAX], name[STORE_NAME_MAX] = "";
 
 	snprintf(path, sizeof(path), PATH_DOMAIN, domid);
-	if (!exists(h, path)) {
+	if (exists(h, path)) {
+		if (!domain_name(h, domid, name, sizeof(name)))
+			name[0] = '\0';
+	} else if (!ch->unprivileged || errno != EACCES) {
 		say(msg, msglen, "no domain %u (%s)", domid, path);
 		return STORE_NOT_FOUND;
 	}
+	/* else a driver domain, which may not read D's directory: the
+	 * channel's own nodes (F, K) say whether it is there. */
 	ch->domid = domid;
-	if (!domain_name(h, domid, name, sizeof(name)))
-		name[0] = '\0';
 	strict_printable(ch->domain_name, sizeof(ch->domain_name), name);
 	return STORE_OK;
 }
@@ -108,6 +111,11 @@ static enum store_result domain_by_name(struct xs_handle *h, const char *arg,
 	unsigned int n, found = 0;
 	char **doms = xs_directory(h, XBT_NULL, PATH_DOMAINS, &n);
 
+	if (doms == NULL && errno == EACCES) {
+		say(msg, msglen, "give the domain by domid: this domain may not read other "
+		    "domains' names (xs_directory %s: %s)", PATH_DOMAINS, strerror(errno));
+		return STORE_NOT_FOUND;
+	}
 	if (doms == NULL) {
 		say(msg, msglen, "xs_directory %s: %s", PATH_DOMAINS, strerror(errno));
 		return STORE_FAILED;
@@ -130,6 +138,17 @@ static enum store_result domain_by_name(struct xs_handle *h, const char *arg,
 	else
 		say(msg, msglen, "no domain named %s (domains: %s)", arg, names);
 	return found ? STORE_AMBIGUOUS : STORE_NOT_FOUND;
+}
+
+bool store_own_domid(struct xs_handle *h, unsigned *domid)
+{
+	char val[16];
+	unsigned long v;
+
+	if (!strict_read(h, "domid", val, sizeof(val)) || !strict_uint(val, DOMID_MAX, &v))
+		return false;
+	*domid = v;
+	return true;
 }
 
 enum store_result store_find_domain(struct xs_handle *h, const char *arg,
@@ -184,12 +203,12 @@ void store_channel_paths(struct store_channel *ch, unsigned devid)
 	snprintf(ch->be, sizeof(ch->be), PATH_BACKEND, ch->backend_domid, ch->domid, devid);
 }
 
-bool store_scan_consoles(struct xs_handle *h, xs_transaction_t t, unsigned domid,
+/* The children of dir and each one's "name" node (see store_scan_consoles). */
+static bool scan_devices(struct xs_handle *h, xs_transaction_t t, const char *dir,
 			 struct store_consoles *c)
 {
-	char dir[STORE_PATH_MAX], node[STORE_NODE_MAX], name[STORE_NAME_MAX];
+	char node[STORE_NODE_MAX], name[STORE_NAME_MAX];
 
-	snprintf(dir, sizeof(dir), PATH_CONSOLES, domid);
 	c->n = 0;
 	c->names = NULL;
 	c->entries = xs_directory(h, t, dir, &c->n);
@@ -213,6 +232,15 @@ bool store_scan_consoles(struct xs_handle *h, xs_transaction_t t, unsigned domid
 	return true;
 }
 
+bool store_scan_consoles(struct xs_handle *h, xs_transaction_t t, unsigned domid,
+			 struct store_consoles *c)
+{
+	char dir[STORE_PATH_MAX];
+
+	snprintf(dir, sizeof(dir), PATH_CONSOLES, domid);
+	return scan_devices(h, t, dir, c);
+}
+
 void store_consoles_free(struct store_consoles *c)
 {
 	for (unsigned i = 0; c->names && i < c->n; i++)
@@ -223,13 +251,12 @@ void store_consoles_free(struct store_consoles *c)
 	c->n = 0;
 }
 
-/* msg: why arg matched no channel of the domain, or more than one. */
+/* msg: why arg matched no channel of the domain (in dir), or more than one. */
 static void say_no_channel(const struct store_consoles *c, enum store_result r, const char *arg,
-			   unsigned domid, char *msg, size_t msglen)
+			   const char *dir, char *msg, size_t msglen)
 {
-	char list[512] = "", dir[STORE_PATH_MAX];
+	char list[512] = "";
 
-	snprintf(dir, sizeof(dir), PATH_CONSOLES, domid);
 	for (unsigned i = 0; i < c->n; i++)
 		if (strcmp(c->entries[i], "0") != 0)
 			say_more(list, sizeof(list), c->names[i] ? c->names[i] : c->entries[i]);
@@ -238,20 +265,41 @@ static void say_no_channel(const struct store_consoles *c, enum store_result r, 
 	    r == STORE_AMBIGUOUS ? "more than one" : "no", arg, dir, c->n ? list : "none");
 }
 
+/* Found through our backend directory: K/frontend must be the F we computed. */
+static enum store_result backend_names_frontend(struct xs_handle *h,
+						const struct store_channel *ch,
+						char *msg, size_t msglen)
+{
+	char val[STORE_PATH_MAX];
+
+	if (strict_leaf(h, ch->be, "frontend", val, sizeof(val)) && strcmp(val, ch->fe) == 0)
+		return STORE_OK;
+	say(msg, msglen, "%s/frontend does not name %s", ch->be, ch->fe);
+	return STORE_INVALID;
+}
+
 enum store_result store_find_channel(struct xs_handle *h, const char *arg,
 				     unsigned backend_domid, struct store_channel *ch,
 				     char *msg, size_t msglen)
 {
 	struct store_consoles c;
+	char dir[STORE_PATH_MAX];
 	unsigned long id = 0;
 	size_t idx = 0;
+	bool by_backend = false, ok;
 	enum store_result r;
 
 	ch->backend_domid = backend_domid;
-	if (!store_scan_consoles(h, XBT_NULL, ch->domid, &c)) {
-		char dir[STORE_PATH_MAX];
-
-		snprintf(dir, sizeof(dir), PATH_CONSOLES, ch->domid);
+	snprintf(dir, sizeof(dir), PATH_CONSOLES, ch->domid);
+	ok = scan_devices(h, XBT_NULL, dir, &c);
+	if (!ok && errno == EACCES) {
+		/* A driver domain may not list D's devices: its own backend
+		 * directory for D lists those it serves. */
+		by_backend = true;
+		snprintf(dir, sizeof(dir), PATH_BACKEND_KIND, backend_domid, "console", ch->domid);
+		ok = scan_devices(h, XBT_NULL, dir, &c);
+	}
+	if (!ok) {
 		if (errno == ENOMEM)
 			say(msg, msglen, "out of memory");
 		else
@@ -264,8 +312,10 @@ enum store_result store_find_channel(struct xs_handle *h, const char *arg,
 		store_devid(c.entries[idx], &id);   /* picked: a devid */
 		store_channel_paths(ch, id);
 		strict_printable(ch->name, sizeof(ch->name), c.names[idx] ? c.names[idx] : "");
+		if (by_backend)
+			r = backend_names_frontend(h, ch, msg, msglen);
 	} else {
-		say_no_channel(&c, r, arg, ch->domid, msg, msglen);
+		say_no_channel(&c, r, arg, dir, msg, msglen);
 	}
 	store_consoles_free(&c);
 	return r;
@@ -481,8 +531,10 @@ enum store_result store_backend_connection(struct xs_handle *h, const struct sto
 
 bool store_watch_channel(struct xs_handle *h, const struct store_channel *ch)
 {
+	/* A driver domain hears only @releaseDomain's initial event (it may
+	 * not read the node): one of its 128 watches saved. */
 	return xs_watch(h, ch->fe, "fe") && xs_watch(h, ch->be, "be")
-		&& xs_watch(h, "@releaseDomain", "rel");
+		&& (ch->unprivileged || xs_watch(h, "@releaseDomain", "rel"));
 }
 
 unsigned store_drain_watches(struct xs_handle *h)
@@ -501,5 +553,10 @@ unsigned store_drain_watches(struct xs_handle *h)
 
 bool store_domain_alive(struct xs_handle *h, unsigned domid)
 {
-	return xs_is_domain_introduced(h, domid);
+	errno = 0;
+	if (xs_is_domain_introduced(h, domid))
+		return true;
+	/* A privileged request: a domain other than dom0 may not ask.  Its
+	 * channel's backend directory going tells it instead. */
+	return errno == EACCES;
 }

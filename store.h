@@ -35,6 +35,11 @@ struct store_channel {
 	char name[STORE_NAME_MAX];          /* frontend "name", printable; "" if none */
 	char fe[STORE_PATH_MAX];            /* F: /local/domain/D/device/console/N */
 	char be[STORE_PATH_MAX];            /* K: /local/domain/B/backend/console/D/N */
+	/* We run in a domain other than dom0 (a driver domain): xenstored
+	 * lets us read only our own backend directories and the frontends
+	 * granted to us; domain names, D's directory and @releaseDomain's
+	 * later events are not ours to see. */
+	bool unprivileged;
 };
 
 /* What the frontend published for its ring, read once and checked. */
@@ -62,10 +67,16 @@ bool store_devid(const char *entry, unsigned long *devid);
  * STORE_NOT_FOUND / STORE_AMBIGUOUS / STORE_INVALID (console 0, a bad number). */
 enum store_result store_pick_channel(const char *const *devids, const char *const *names,
 				     size_t n, const char *want, size_t *index);
+/* The domain we run in, from the relative node "domid" (every domain's
+ * xenstore home holds it); false if it cannot be read. */
+bool store_own_domid(struct xs_handle *h, unsigned *domid);
 /* Find DOMAIN (domid or name).  On failure, msg says why (names found). */
 enum store_result store_find_domain(struct xs_handle *h, const char *arg,
 				    struct store_channel *ch, char *msg, size_t msglen);
-/* Find CHANNEL (devid or name) of ch->domid; fills fe, be, devid, name. */
+/* Find CHANNEL (devid or name) of ch->domid; fills fe, be, devid, name.
+ * Where D's device/console cannot be listed (a driver domain), the channels
+ * are those of our backend directory for D, /local/domain/B/backend/console/D,
+ * each named by its K/name, and F is what K/frontend says. */
 enum store_result store_find_channel(struct xs_handle *h, const char *arg,
 				     unsigned backend_domid, struct store_channel *ch,
 				     char *msg, size_t msglen);
@@ -114,14 +125,16 @@ enum store_result store_backend_connection(struct xs_handle *h, const struct sto
 enum store_result store_set_frontend_tty(struct xs_handle *h, const struct store_channel *ch,
 					 const char *tty);
 
-/* Watches on the frontend, the backend and @releaseDomain. */
+/* Watches on the frontend, the backend and (unless ch->unprivileged: such a
+ * domain hears only its initial event) @releaseDomain. */
 bool store_watch_channel(struct xs_handle *h, const struct store_channel *ch);
 /* Drain pending watch events; returns which fired (STORE_WATCH_* bits). */
 #define STORE_WATCH_FRONTEND 1u
 #define STORE_WATCH_BACKEND  2u
 #define STORE_WATCH_RELEASE  4u
 unsigned store_drain_watches(struct xs_handle *h);
-/* Is the domain still there (introduced to xenstore)? */
+/* Is the domain still there (introduced to xenstore)?  true when we may not
+ * ask (a driver domain): the backend directory's removal tells us then. */
 bool store_domain_alive(struct xs_handle *h, unsigned domid);
 
 /* ---- for hotplug.c ------------------------------------------------------------ */

@@ -94,7 +94,7 @@ static const char usage_text[] =
 "  -s, --stdio            relay standard input and output\n"
 "  (none of these)        use the backend's \"connection\"/\"path\" nodes\n"
 "  -m, --mode MODE        permissions of a created socket (default 0600)\n"
-"  -b, --backend-domid N  the backend domain (default 0)\n"
+"  -b, --backend-domid N  the backend domain (default: the one it runs in)\n"
 "  -t, --transcript FILE  append both directions to FILE, with marks\n"
 "      --transcript-max SIZE  stop recording at SIZE bytes (default 64M; 0: no bound)\n"
 "      --buffer SIZE      bytes held for an absent or slow client\n"
@@ -225,6 +225,7 @@ static int take_option(struct options *o, int c, char *arg)
 		if (!strict_uint(arg, DOMID_MAX, &v))
 			return usage("--backend-domid takes a domid");
 		o->backend_domid = v;
+		o->backend_domid_set = true;
 		break;
 	case 't': o->transcript = arg; break;
 	case OPT_TRANSCRIPT_MAX:
@@ -335,11 +336,71 @@ static int create_channel(struct proxy *p)
 	return EX_CANTCREAT;
 }
 
+/* Which domain do we run in?  In a driver domain B, we serve B's channels
+ * (the default --backend-domid) with B's rights: refuse before changing
+ * anything what only dom0 may do. */
+static int where_we_run(struct proxy *p)
+{
+	unsigned self;
+
+	if (!store_own_domid(p->xs, &self) || self == 0)
+		return 0;   /* dom0 (or a host that does not say): privileged */
+	p->ch.unprivileged = true;
+	if (!p->opt.backend_domid_set)
+		p->opt.backend_domid = self;
+	if (p->opt.command == MODE_CREATE || p->opt.command == MODE_REMOVE) {
+		log_line(&p->log, XTL_ERROR, -1, "--%s needs dom0: this is domain %u, which may "
+			 "not write a guest's device directory (in dom0: xenchan-proxy --%s "
+			 "--backend-domid %u ...)",
+			 p->opt.command == MODE_CREATE ? "create" : "remove", self,
+			 p->opt.command == MODE_CREATE ? "create" : "remove", self);
+		return EX_NOPERM;
+	}
+	if (p->opt.backend_domid != self) {
+		log_line(&p->log, XTL_ERROR, -1, "this is domain %u: it serves only the channels "
+			 "whose backend it is (--backend-domid %u), not domain %u's",
+			 self, self, p->opt.backend_domid);
+		return EX_NOPERM;
+	}
+	return 0;
+}
+
+/* --create --backend-domid B from dom0, B a driver domain: the nodes only.
+ * The guest grants its ring to B, so only B can serve it: B's xenchan-devd
+ * starts the proxy there, on the endpoint written in K. */
+static int create_for_driver_domain(struct proxy *p)
+{
+	const char *conn = p->opt.kind == EP_PTY ? "pty" : "socket";
+	char msg[256];
+	unsigned existing = 0;
+
+	if (p->opt.kind != EP_PTY && (p->opt.kind != EP_LISTEN || p->opt.path == NULL))
+		return usage("--create --backend-domid B (not 0) takes --listen PATH or --pty: "
+			     "the endpoint domain B's proxy serves");
+	p->ch.devid = p->opt.create_devid;
+	if (hotplug_create(p->xs, &p->ch, p->opt.channel, DEFAULT_LIMIT, conn,
+			   p->opt.kind == EP_LISTEN ? p->opt.path : NULL, &existing, msg,
+			   sizeof(msg)) != STORE_OK) {
+		name_log(p);
+		log_line(&p->log, XTL_ERROR, -1, "--create: %s", msg);
+		return EX_CANTCREAT;
+	}
+	name_log(p);
+	log_line(&p->log, XTL_INFO, -1, "created %s, served from domain %u (by its xenchan-devd)",
+		 p->ch.fe, p->ch.backend_domid);
+	p->phase = PH_ENDING;   /* nothing of ours to serve or unplug */
+	p->stop = true;
+	return 0;
+}
+
 static int find_channel(struct proxy *p)
 {
 	char msg[768];
 	enum store_result r;
 
+	r = where_we_run(p);
+	if (r != 0)
+		return r;
 	r = store_find_domain(p->xs, p->opt.domain, &p->ch, msg, sizeof(msg));
 	if (r == STORE_OK && p->opt.command == MODE_LIST)
 		return 0;
@@ -828,6 +889,9 @@ static int proxy_setup(struct proxy *p)
 	if ((r = open_signals(p)) || (r = open_xen(p)) || (r = find_channel(p))
 	    || (r = choose_endpoint(p, p->toolstack_path, sizeof(p->toolstack_path))))
 		return r;
+	if (p->opt.command == MODE_CREATE && p->ch.backend_domid != BACKEND_DOMID_DOM0
+	    && !p->ch.unprivileged)
+		return create_for_driver_domain(p);
 	if ((r = transcript_open(p)))
 		return r;
 	/* The endpoint first: a channel we create is never left without one. */

@@ -12,7 +12,7 @@ DM_LIBS   := $(shell $(PKG_CONFIG) --libs $(DM_PKGS) 2>/dev/null)
 DM_SRCS    = dm/main.c dm/args.c dm/store.c dm/proxies.c dm/qmp.c dm/monitor.c dm/probe.c \
              dm/log.c
 # What it shares with the proxy, built by the top Makefile's rule.
-DM_SHARED  = log.c strict.c unixsock.c
+DM_SHARED  = log.c strict.c unixsock.c launch.c
 DM_OBJS    = $(DM_SRCS:%.c=$(B)/%.o) $(DM_SHARED:%.c=$(B)/%.o)
 
 all: xenchan-dm

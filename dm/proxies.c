@@ -6,7 +6,6 @@
 #include <errno.h>
 #include <pwd.h>
 #include <signal.h>
-#include <spawn.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,6 +15,7 @@
 #include <sysexits.h>
 #include <unistd.h>
 
+#include "../launch.h"
 #include "../unixsock.h"
 #include "dm.h"
 #include "proxies.h"
@@ -30,7 +30,6 @@
  * with no capability). */
 #define DEFAULT_PROXY_USER "xenchan"
 
-extern char **environ;
 
 /* A proxy that fails is restarted at once, then after 250 ms, 500 ms, 1 s
  * and 2 s; a sixth failure within a minute leaves its channel unserved
@@ -97,9 +96,6 @@ void find_proxy(struct dm *dm)
 pid_t spawn_proxy(struct dm *dm, struct channel *ch)
 {
 	char domid[16], devid[16], *argv[MAX_PROXY_OPTS + 10];
-	posix_spawn_file_actions_t fa;
-	posix_spawnattr_t at;
-	sigset_t none, reset;
 	pid_t pid = 0;
 	unsigned n = 0;
 	int r;
@@ -123,17 +119,7 @@ pid_t spawn_proxy(struct dm *dm, struct channel *ch)
 
 	/* The child starts with no blocked signals and default dispositions,
 	 * and with none of our descriptors but stdio (the log). */
-	sigemptyset(&none);
-	sigfillset(&reset);
-	posix_spawnattr_init(&at);
-	posix_spawnattr_setsigmask(&at, &none);
-	posix_spawnattr_setsigdefault(&at, &reset);
-	posix_spawnattr_setflags(&at, POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
-	posix_spawn_file_actions_init(&fa);
-	posix_spawn_file_actions_addclosefrom_np(&fa, 3);
-	r = posix_spawn(&pid, dm->proxy, &fa, &at, argv, environ);
-	posix_spawn_file_actions_destroy(&fa);
-	posix_spawnattr_destroy(&at);
+	r = spawn_clean(dm->proxy, argv, &pid);
 	if (r) {
 		dm_log(dm, XTL_ERROR, r, "%s: posix_spawn %s", ch->cd->id, dm->proxy);
 		return -1;

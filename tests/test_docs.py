@@ -14,7 +14,8 @@ MAN = os.path.join(ROOT, "man", "xenchan-proxy.1")
 
 
 @pytest.mark.timeout(30)
-@pytest.mark.parametrize("page", [MAN, os.path.join(ROOT, "man", "xenchan-dm.8")])
+@pytest.mark.parametrize("page", [MAN, os.path.join(ROOT, "man", "xenchan-dm.8"),
+                                  os.path.join(ROOT, "man", "xenchan-devd.8")])
 def test_man_page_lints_clean(page):
     if shutil.which("mandoc") is None:
         pytest.skip("mandoc is not installed")
@@ -23,13 +24,16 @@ def test_man_page_lints_clean(page):
 
 
 @pytest.mark.timeout(30)
-def test_every_option_is_documented():
-    r = subprocess.run([os.path.join(BUILD, "xenchan-proxy"), "--help"], capture_output=True,
+@pytest.mark.parametrize("program, page, least", [
+    ("xenchan-proxy", MAN, 15),
+    ("xenchan-devd", os.path.join(ROOT, "man", "xenchan-devd.8"), 5)])
+def test_every_option_is_documented(program, page, least):
+    r = subprocess.run([os.path.join(BUILD, program), "--help"], capture_output=True,
                        text=True, timeout=10)
     assert r.returncode == 0
     opts = set(re.findall(r"--[a-z][a-z0-9-]+", r.stdout))
-    assert len(opts) >= 15, opts
-    man = open(MAN).read()
+    assert len(opts) >= least, opts
+    man = open(page).read()
     for o in sorted(opts):
         assert re.search(r"Fl Fl %s\b" % re.escape(o[2:]), man), "%s is not in the man page" % o
 

@@ -84,6 +84,9 @@ def documented_files(prefix, unitdir, bindir=None, mandir=None):
         mandir + "/man1/xenchan-proxy.1": 0o644,
         unitdir + "/xenchan-proxy@.service": 0o644,
         unitdir + "/xenchan-proxy@.socket": 0o644,
+        unitdir + "/xenchan-devd.service": 0o644,
+        bindir + "/xenchan-devd": 0o755,
+        mandir + "/man8/xenchan-devd.8": 0o644,
         prefix + "/share/xenchan-proxy/guest/70-xen-channel.rules": 0o644,
         prefix + "/share/xenchan-proxy/guest/xen-channel-name": 0o755,
     }
@@ -101,14 +104,17 @@ def exec_lines(unit_text):
 def check_units(dest, unitdir, bindir):
     """Each installed unit is its contrib/systemd template with the binary's
     path replaced by BINDIR's, and the service runs BINDIR/xenchan-proxy."""
-    for u in ("xenchan-proxy@.service", "xenchan-proxy@.socket"):
+    for u in ("xenchan-proxy@.service", "xenchan-proxy@.socket", "xenchan-devd.service"):
         template = open(os.path.join(ROOT, "contrib", "systemd", u)).read()
         installed = open(dest + unitdir + "/" + u).read()
-        assert installed == template.replace("/usr/bin/xenchan-proxy", bindir + "/xenchan-proxy")
+        assert installed == template.replace("/usr/bin/xenchan-proxy", bindir + "/xenchan-proxy") \
+            .replace("/usr/bin/xenchan-devd", bindir + "/xenchan-devd")
     service = open(dest + unitdir + "/xenchan-proxy@.service").read()
     assert exec_lines(service) == ["ExecStart=%s/xenchan-proxy --user xenchan -- %%I" % bindir]
+    devd = open(dest + unitdir + "/xenchan-devd.service").read()
+    assert "ExecStart=%s/xenchan-devd" % bindir in exec_lines(devd)
     if bindir != "/usr/bin":
-        assert "/usr/bin/xenchan-proxy" not in service
+        assert "/usr/bin/xenchan-proxy" not in service and "/usr/bin/" not in devd
 
 
 def check_layout(dest, expected):
@@ -321,6 +327,9 @@ def test_make_deb_builds_both_packages_and_lintian_is_clean():
         "/usr/share/man/man1/xenchan-proxy.1.gz",
         "/lib/systemd/system/xenchan-proxy@.service",
         "/lib/systemd/system/xenchan-proxy@.socket",
+        "/lib/systemd/system/xenchan-devd.service",
+        "/usr/bin/xenchan-devd",
+        "/usr/share/man/man8/xenchan-devd.8.gz",
         "/usr/share/doc/xenchan-proxy/README.md",
         "/usr/share/doc/xenchan-proxy/protocol.md",
         "/usr/share/doc/xenchan-proxy/examples/xl/README.md",

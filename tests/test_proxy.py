@@ -439,11 +439,13 @@ def test_guest_shutdown_answered_at_once(host):
     assert p.proc.poll() is None      # still there, waiting for the guest's return
 
 
-@pytest.mark.timeout(60)
-def test_proxy_sigkill_restart_reattaches(host):
-    d, n, g = setup_channel(host)
-    p1, sock = listen_proxy(host, d, n)
-    connected(host, d, n)
+def sigkill_then_reattach(g, sock, p1, start):
+    """Through a connected channel: part 1 to a client of proxy p1, p1
+    SIGKILLed, part 2 into the ring, a new proxy start() (returns it) and a
+    new client, which gets all of part 2 and at most one ring (2 KiB) of part
+    1 again, never a gap: a process killed between write() and publishing
+    out_cons leaves those bytes in the ring.  Then bytes to the guest.
+    Returns (the new proxy, the bytes repeated)."""
     part1, part2 = os.urandom(200000), os.urandom(300000)
     with g.connect() as t:
         with client(sock) as c1:
@@ -453,21 +455,32 @@ def test_proxy_sigkill_restart_reattaches(host):
             p1.wait()
         send_all(t, part2[:1000])                 # lands in the ring, nobody drains
         os.unlink(sock)                           # SIGKILL left the socket file
-        p2, _ = listen_proxy(host, d, n)
-        host.wait_xs(be(d, n) + "/state", "4")
+        p2 = start()
         with client(sock) as c2:
             send_all(t, part2[1000:], timeout=30)
             got = recv_exact(c2, len(part2), timeout=30)
             while not got.endswith(part2):
                 got += recv_exact(c2, 1)
-            # A process killed between write() and publishing out_cons
-            # leaves those bytes in the ring: the next one sends them
-            # again.  At most one ring (2 KiB) of part1, never a gap.
             dup = got[:len(got) - len(part2)]
             assert len(dup) <= 2048 and part1.endswith(dup), len(dup)
-            print("bytes repeated after SIGKILL: %d" % len(dup))
             send_all(c2, b"to the guest")
             assert recv_exact(t, 12) == b"to the guest"
+    return p2, dup
+
+
+@pytest.mark.timeout(60)
+def test_proxy_sigkill_restart_reattaches(host):
+    d, n, g = setup_channel(host)
+    p1, sock = listen_proxy(host, d, n)
+    connected(host, d, n)
+
+    def start():
+        p2, _ = listen_proxy(host, d, n)
+        host.wait_xs(be(d, n) + "/state", "4")
+        return p2
+
+    _, dup = sigkill_then_reattach(g, sock, p1, start)
+    print("bytes repeated after SIGKILL: %d" % len(dup))
     assert host.xs.read(fe(d, n) + "/state") == b"4"
     assert g.proc.poll() is None
     assert "Closed" not in g.log() and "state=6" not in open(

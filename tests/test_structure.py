@@ -60,22 +60,43 @@ def test_no_symbol_of_ours_in_libxenstores_namespace():
     assert not ours, ours
 
 
-@pytest.mark.timeout(60)
-def test_dm_calls_run_one_way():
-    r = subprocess.run(["python3", os.path.join(ROOT, "tests", "callgraph.py")] + objects("DM_OBJS"),
+# What both programs that start proxies share with the proxy: they call
+# nothing of any program.
+SHARED = {"log", "strict", "unixsock", "launch"}
+
+
+def program_edges(var, folder):
+    """The file-level call graph of a program in folder/ (its objects,
+    Makefile variable var): checked to have no cycle, to link of the proxy
+    only SHARED, and to define no xs_* symbol; its edges."""
+    r = subprocess.run(["python3", os.path.join(ROOT, "tests", "callgraph.py")] + objects(var),
                        capture_output=True, text=True, timeout=50)
     assert r.returncode == 0 and r.stdout.rstrip().endswith("no cycle"), r.stdout + r.stderr
     edges = {tuple(line.split(":")[0].split(" -> ")) for line in r.stdout.splitlines()
              if " -> " in line}
-    assert ("dm/main", "dm/proxies") in edges, edges
-    assert not [e for e in edges if e[1] == "dm/main"], edges
-    # of the proxy, the dm links only what both programs share
-    shared = {"log", "strict", "unixsock"}
-    assert not [e for e in edges if not e[1].startswith("dm/") and e[1] not in shared], edges
-    for o in objects("DM_OBJS"):
+    assert not [e for e in edges if not e[1].startswith(folder + "/") and e[1] not in SHARED], \
+        edges
+    assert not [e for e in edges if e[0] in SHARED], edges
+    for o in objects(var):
         out = subprocess.run(["nm", "--defined-only", "-g", o], capture_output=True, text=True,
                              check=True, timeout=30).stdout
         assert not [l for l in out.splitlines() if re.match(r"(xs|XS)_", l.split()[-1])], (o, out)
+    return edges
+
+
+@pytest.mark.timeout(60)
+def test_dm_calls_run_one_way():
+    edges = program_edges("DM_OBJS", "dm")
+    assert ("dm/main", "dm/proxies") in edges, edges
+    assert not [e for e in edges if e[1] == "dm/main"], edges
+
+
+@pytest.mark.timeout(60)
+def test_devd_calls_run_one_way():
+    """xenchan-devd: main -> proxies, never back."""
+    edges = program_edges("DEVD_OBJS", "devd")
+    assert ("devd/main", "devd/proxies") in edges and ("devd/proxies", "launch") in edges, edges
+    assert not [e for e in edges if e[1] == "devd/main"], edges
 
 
 def tracked():
@@ -90,10 +111,12 @@ def test_root_holds_only_the_proxys_sources():
         pytest.skip("not a git checkout")
     srcs = {os.path.basename(o)[:-2] for o in objects()}
     root_c = {f[:-2] for f in files if "/" not in f and f.endswith(".c")}
-    assert root_c <= srcs | {"strict", "unixsock", "log"}, root_c - srcs
+    assert root_c <= srcs | SHARED, root_c - srcs
     assert not [f for f in files if "/" not in f and f.startswith("dm")], files
     dm = {f for f in files if f.startswith("dm/")}
     assert {"dm/main.c", "dm/dm.mk", "dm/dm.h"} <= dm, dm
+    devd = {f for f in files if f.startswith("devd/")}
+    assert {"devd/main.c", "devd/devd.mk", "devd/devd.h"} <= devd, devd
 
 
 @pytest.mark.timeout(60)

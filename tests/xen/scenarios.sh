@@ -5,7 +5,7 @@
 # is bounded.  Guests are driven through their xenstore data/ directory (see
 # tests/xen/guest-init).
 
-ALL_SCENARIOS="hotplug unplug pty restart qga names destroy qemu saverestore dm"
+ALL_SCENARIOS="hotplug unplug pty restart qga names destroy qemu saverestore dm driverdomain"
 
 now() { cut -d' ' -f1 /proc/uptime; }
 since() { awk "BEGIN{printf \"%.2f\", $(now) - $1}"; }
@@ -89,10 +89,10 @@ xs_clean() { # D DEVID
 # gives the first entry devid 0, which libxl does not create, so a
 # placeholder goes first; later xl numbers entries from 1, where a
 # placeholder would be a real channel.  Either way the entries given are
-# devices 1, 2...
+# devices 1, 2...  CH_PLACEHOLDER: another placeholder entry.
 channel_cfg() { # ENTRY...
 	list=
-	[ "$XT_XL_DROPS_FIRST" = 1 ] && list='"name=unused, connection=pty"'
+	[ "$XT_XL_DROPS_FIRST" = 1 ] && list="\"${CH_PLACEHOLDER:-name=unused, connection=pty}\""
 	for e; do
 		list="${list:+$list, }\"$e\""
 	done
@@ -104,7 +104,7 @@ guest_cfg() { # NAME [EXTRA-CONFIG-LINES]
 name = "$1"
 type = "pv"
 kernel = "/xt/guest/vmlinux"
-ramdisk = "/xt/guest/initrd"
+ramdisk = "${GUEST_INITRD:-/xt/guest/initrd}"
 extra = "console=hvc0 loglevel=7"
 memory = ${GUEST_MEM:-192}
 vcpus = 1
@@ -193,8 +193,10 @@ proxy_pid() { cat /tmp/p.$1.pid 2>/dev/null; }
 # A proxy after setup: it runs as UID, with no capability, under its own
 # system-call filter (issue 15).  Noted and checked from /proc/PID/status.
 uid_of_user() { awk -F: -v u="$1" '$1 == u { print $3 }' /etc/passwd; }
-priv_check() { # PID UID WHAT
-	st=/proc/$1/status
+priv_check() { priv_check_status "/proc/$1/status" "$2" "$3"; } # PID UID WHAT
+# The same from a copy of a status file (a process in another domain).
+priv_check_status() { # STATUS-FILE UID WHAT
+	st=$1
 	u=$(awk '/^Uid:/ { print $2 "," $3 "," $4 "," $5 }' "$st" 2>/dev/null)
 	ce=$(awk '/^CapEff:/ { print $2 }' "$st" 2>/dev/null)
 	sc=$(awk '/^Seccomp:/ { print $2 }' "$st" 2>/dev/null)
@@ -960,4 +962,187 @@ s_names() {
 s_logs() {
 	dump_logs
 	xl dmesg 2>/dev/null | tail -n 40 | sed 's/^/xt-log: xl dmesg: /'
+}
+
+# ---- 11. a driver domain serves the channels backed by it (issue 19) -------------
+# A PV guest dd with driver_domain=1 runs the xenchan-proxy package and its
+# watcher, xenchan-devd, started by dd's /init as its systemd unit would
+# (tests/xen/dd-init).  A guest's channel= entry with backend=dd then puts
+# the backend directory K in dd's tree (/local/domain/B/backend/console/D/N),
+# and nothing in dom0 serves it: no QEMU, no xenchan-dm, no dom0 backend but
+# the primary console's.  Where xl drops the first entry (4.17), the dropped
+# placeholder must say backend=dd too, or libxl starts QEMU in dom0 for it.
+# Asserted: the watcher starts one proxy for the channel, which Connects and
+# runs in dd as xenchan with no capability and its filter; bytes both ways
+# between the guest's /dev/hvc1 and a client of the socket inside dd, SHA-256
+# equal; a proxy killed with SIGKILL is restarted by the watcher and the new
+# one reattaches (bytes both ways again); xl destroy of the guest ends the
+# proxy (exit 0), its socket and every node of the channel; and with another
+# guest served, xl destroy of dd first: dom0 and the guest run on (the guest
+# answers, its channel simply dead), dd's tree goes, and the guest's later
+# destroy leaves nothing.  dd is driven like any guest (gcmd); what happens in
+# dd is seen through its commands' output.
+DD_CH=org.example.dd
+DD_SOCK=/run/xenchan-proxy/dd.sock    # in dd: under the unit's RuntimeDirectory
+
+# The xl configuration of a guest whose channel DD_CH is backed by dd.
+dd_channel_cfg() {
+	CH_PLACEHOLDER="name=unused, connection=pty, backend=dd"
+	channel_cfg "name=$DD_CH, connection=socket, path=$DD_SOCK, backend=dd"
+}
+
+# Run command CMD in domain D and wait SECS: GOUT its output, its status.
+grun() { # D SECS CMD
+	_s=$(gcmd "$1" "$3")
+	gwait "$1" "$_s" "$2"
+}
+
+# The watcher's log in dd, on a failure.
+dd_logs() { # B
+	grun "$1" 20 "devdlog 40" || return
+	echo "$GOUT" | sed 's/^/xt-log: dd xenchan-devd.log: /'
+}
+
+# BYTES random bytes each way between guest D's /dev/hvc1 (channel DEVID)
+# and a client in dd (B) of DD_SOCK; SHA-256 compared end to end.
+dd_xfer() { # WHAT D DEVID B BYTES
+	seq=$(gcmd "$2" "xfer $3 1 $5 120")
+	gready "$2" "$seq" 30 || { gwait "$2" "$seq" 1; fail "$1: guest never opened hvc1: $GOUT"; return 1; }
+	t=$(now)
+	grun "$4" 150 "sockxfer $DD_SOCK $5 120" || fail "$1: client in dd rc $?: $GOUT"
+	dd_sent=$(echo "$GOUT" | sed -n 's/^sent_sha //p')
+	dd_recv=$(echo "$GOUT" | sed -n 's/^recv_sha //p')
+	gwait "$2" "$seq" 60 || fail "$1: guest rc $?: $GOUT"
+	[ -n "$dd_sent" ] && echo "$GOUT" | grep -q "recv_sha $dd_sent" || fail "$1: dd->guest SHA-256 differs"
+	[ -n "$dd_recv" ] && echo "$GOUT" | grep -q "sent_sha $dd_recv" || fail "$1: guest->dd SHA-256 differs"
+	note "$1: $(($5 / 1024)) KiB each way in $(since "$t") s"
+}
+
+# The proxy serving K: its pid in dd, as it wrote it in K.
+dd_proxy_pid() { xenstore-read "$1/xenchan-pid" 2>/dev/null; } # K
+
+# Uptime in whole seconds in UP, starting no process: under emulation a
+# fork and exec (xenstore-read) can take a second, so a wait that counts
+# its turns can last ten times longer than it says.
+up_s() { read -r UP _ < /proc/uptime; UP=${UP%.*}; }
+
+# Wait until K names a serving proxy other than OLD (and K/state is 4).
+dd_wait_served() { # K OLD SECS
+	up_s
+	end=$((UP + $3))
+	while :; do
+		p=$(dd_proxy_pid "$1")
+		[ -n "$p" ] && [ "$p" != "$2" ] && [ "$(xenstore-read "$1/state" 2>/dev/null)" = 4 ] && return 0
+		up_s
+		[ "$UP" -ge "$end" ] && return 1
+		usleep 100000
+	done
+}
+
+# Nothing of guest D's channel DEVID backed by B may be left in xenstore.
+dd_clean() { # D DEVID B
+	for n in /local/domain/$1 /local/domain/$3/backend/console/$1 /libxl/$1; do
+		xenstore-exists "$n" 2>/dev/null && fail "$n left in xenstore"
+	done
+}
+
+dd_cleanup() {
+	for g in ddg ddg2 dd; do
+		xl domid $g > /dev/null 2>&1 && timeout 60 xl destroy $g
+	done
+}
+
+s_driverdomain() {
+	GUEST_INITRD=/xt/dd/initrd GUEST_MEM=128 need_guest dd 'driver_domain = 1' || return
+	b=$(xl domid dd)
+	grun "$b" 30 ddstate || { fail "dd does not answer: $GOUT"; dd_cleanup; return; }
+	note "dd is domain $b: $(echo "$GOUT" | grep -E '^(modules|devd)' | tr '\n' ',')"
+	echo "$GOUT" | grep -q "^domid $b$" || fail "dd reads its domid as: $(echo "$GOUT" | head -n 1)"
+	for dev in evtchn gntdev xenbus; do
+		echo "$GOUT" | grep "^devices" | grep -qw $dev || fail "dd has no /dev/xen/$dev"
+	done
+	dd_xc=$(echo "$GOUT" | sed -n 's/^xenchan uid //p')
+	if echo "$GOUT" | grep -q "^devd none"; then
+		fail "no xenchan-devd runs in dd"
+		dd_logs "$b"
+		dd_cleanup
+		return
+	fi
+
+	# 1. A guest with a channel backed by dd, served by the watcher's proxy.
+	need_guest ddg "$(dd_channel_cfg)" || { dd_logs "$b"; dd_cleanup; return; }
+	d=$(xl domid ddg)
+	devid=$(devid_of "$d" $DD_CH)
+	[ "$devid" = 1 ] || fail "channel $DD_CH is device '$devid', not 1"
+	devid=${devid:-1}
+	f=/local/domain/$d/device/console/$devid
+	k=/local/domain/$b/backend/console/$d/$devid
+	[ "$(xenstore-read $f/backend 2>/dev/null)" = "$k" ] || fail "F/backend is '$(xenstore-read $f/backend 2>&1)', not $k"
+	[ "$(xenstore-read $f/backend-id 2>/dev/null)" = "$b" ] || fail "F/backend-id is not $b"
+	pidof xen-qemu-system-i386 > /dev/null && fail "xl started QEMU in dom0 for ddg"
+	pidof xenchan-dm > /dev/null && fail "xl started xenchan-dm in dom0 for ddg"
+	xenstore-exists /local/domain/0/device-model/$d && fail "dom0 has device-model/$d"
+	dom0be=$(xenstore-list /local/domain/0/backend/console/$d 2>/dev/null | tr '\n' ' ')
+	[ "$dom0be" = "0 " ] || fail "dom0 backs consoles '$dom0be' of ddg, not only 0"
+	if ! dd_wait_served "$k" "" 60; then
+		fail "never Connected from dd: K/state $(xenstore-read $k/state 2>&1), F/state $(xenstore-read $f/state 2>&1), xenchan-pid $(dd_proxy_pid $k)"
+		dd_logs "$b"
+		dd_cleanup
+		return
+	fi
+	pid1=$(dd_proxy_pid "$k")
+	grun "$b" 30 "procstatus $pid1" || fail "dd: proxy $pid1: $GOUT"
+	echo "$GOUT" > /tmp/dd.status
+	priv_check_status /tmp/dd.status "$dd_xc" "proxy in dd"
+	grep -q '^parent xenchan-devd$' /tmp/dd.status || fail "the proxy in dd is not xenchan-devd's child: $(grep parent /tmp/dd.status)"
+	dd_xfer "served from dd" "$d" "$devid" "$b" 262144
+
+	# 2. A crash: the watcher restarts the proxy, which reattaches.
+	grun "$b" 20 "kill KILL $pid1" || fail "dd: kill $pid1: $GOUT"
+	if dd_wait_served "$k" "$pid1" 30; then
+		pid2=$(dd_proxy_pid "$k")
+		note "proxy $pid1 killed, $pid2 serves"
+		dd_xfer "after a restart" "$d" "$devid" "$b" 65536
+	else
+		fail "no new proxy served after $pid1 was killed: xenchan-pid $(dd_proxy_pid $k), K/state $(xenstore-read $k/state 2>&1)"
+		pid2=
+	fi
+
+	# 3. The guest destroyed: the proxy ends (0), its socket and every node go.
+	t=$(now)
+	timeout 60 xl destroy ddg || fail "xl destroy ddg failed"
+	note "xl destroy ddg took $(since "$t") s"
+	if [ -n "$pid2" ]; then
+		grun "$b" 30 "gone $pid2 10 $DD_SOCK" || fail "dd: $GOUT"
+		note "dd: $(echo "$GOUT" | tr '\n' ',')"
+		echo "$GOUT" | grep -q "socket $DD_SOCK gone" || fail "dd: socket $DD_SOCK left"
+		grun "$b" 20 "devdlog 40"
+		echo "$GOUT" | grep "pid $pid2" | grep -q "exited with status 0" ||
+			fail "the watcher did not see proxy $pid2 exit 0: $(echo "$GOUT" | grep "pid $pid2" | tail -n 2 | tr '\n' ' ')"
+	fi
+	dd_clean "$d" "$devid" "$b"
+
+	# 4. dd destroyed first, while it serves another guest.
+	need_guest ddg2 "$(dd_channel_cfg)" || { dd_logs "$b"; dd_cleanup; return; }
+	d2=$(xl domid ddg2)
+	f2=/local/domain/$d2/device/console/$devid
+	k2=/local/domain/$b/backend/console/$d2/$devid
+	dd_wait_served "$k2" "" 60 || fail "ddg2 never Connected from dd: K/state $(xenstore-read $k2/state 2>&1)"
+	[ -n "$FAILS" ] && dd_logs "$b"
+	t=$(now)
+	timeout 60 xl destroy dd || fail "xl destroy dd failed"
+	note "xl destroy dd took $(since "$t") s"
+	xl domid ddg2 > /dev/null 2>&1 || fail "ddg2 did not survive dd"
+	xs_wait_gone /local/domain/$b 10 || fail "/local/domain/$b left after xl destroy dd"
+	if grun "$d2" 30 consoles; then
+		note "ddg2 after dd went: $(echo "$GOUT" | tr '\n' ',')"
+	else
+		fail "ddg2 does not answer after dd went: $GOUT"
+	fi
+	# What the guest wrote stays; what dd owned went with it.
+	left=$(xenstore-list "$f2" 2>/dev/null | sort | tr '\n' ' ')
+	[ "$left" = "backend backend-id port protocol ring-ref state " ] || fail "ddg2's F after dd went: '$left'"
+	timeout 60 xl destroy ddg2 || fail "xl destroy ddg2 failed"
+	dd_clean "$d2" "$devid" "$b"
+	timeout 10 xl list > /dev/null || fail "xl list does not answer at the end"
 }

@@ -1,0 +1,236 @@
+/* SPDX-License-Identifier: MIT */
+/*
+ * proxies.c - xenchan-devd's proxies: one per channel, started, restarted
+ * with backoff when it fails, reaped, and signalled at the end.
+ */
+#include <errno.h>
+#include <pwd.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "../launch.h"
+#include "../unixsock.h"
+#include "devd.h"
+
+/* A failing proxy is restarted at once, then after 250 ms, 500 ms, 1 s and
+ * 2 s; its sixth failure within a minute leaves the channel unserved
+ * (logged) until its backend directory goes and comes back. */
+#define RESTART_BURST     5
+#define RESTART_WINDOW_MS 60000
+#define RESTART_DELAY_MS  250
+#define DEFAULT_USER      "xenchan"
+
+void devd_find_proxy(struct devd *dd)
+{
+	const char *env = getenv("XENCHAN_PROXY"), *user = getenv("XENCHAN_PROXY_USER");
+	const char *opts = getenv("XENCHAN_PROXY_OPTS");
+	char *save = NULL, *w, *slash;
+	ssize_t n;
+
+	if (user && *user)
+		dd->user = strcmp(user, "root") ? user : NULL;
+	else
+		dd->user = getpwnam(DEFAULT_USER) ? DEFAULT_USER : NULL;
+	if (dd->user == NULL && !(user && *user))
+		log_line(&dd->log, XTL_WARN, -1, "user %s does not exist: the proxies stay "
+			 "root, with no capabilities", DEFAULT_USER);
+	dd->opts_buf = opts ? strdup(opts) : NULL;
+	for (w = dd->opts_buf ? strtok_r(dd->opts_buf, " \t", &save) : NULL;
+	     w && dd->n_opts < DEVD_MAX_OPTS; w = strtok_r(NULL, " \t", &save))
+		dd->opts[dd->n_opts++] = w;
+	if (env && *env) {
+		snprintf(dd->proxy, sizeof(dd->proxy), "%s", env);
+		return;
+	}
+	n = readlink("/proc/self/exe", dd->proxy, sizeof(dd->proxy) - 16);
+	if (n <= 0 || !(slash = memrchr(dd->proxy, '/', (size_t)n)))
+		strcpy(dd->proxy, "xenchan-proxy");
+	else
+		strcpy(slash + 1, "xenchan-proxy");
+}
+
+static void schedule_restart(struct devd *dd, struct served *s, const char *how);
+
+void devd_spawn(struct devd *dd, struct served *s)
+{
+	char b[16], d[16], n[16], *argv[DEVD_MAX_OPTS + 10];
+	unsigned k = 0;
+	pid_t pid;
+	int r;
+
+	snprintf(b, sizeof(b), "%u", dd->backend);
+	snprintf(d, sizeof(d), "%u", s->domid);
+	snprintf(n, sizeof(n), "%u", s->devid);
+	argv[k++] = dd->proxy;
+	if (dd->user) {
+		argv[k++] = "--user";
+		argv[k++] = (char *)dd->user;
+	}
+	for (unsigned i = 0; i < dd->n_opts; i++)
+		argv[k++] = dd->opts[i];
+	argv[k++] = "--backend-domid";
+	argv[k++] = b;
+	argv[k++] = "--";
+	argv[k++] = d;
+	argv[k++] = n;
+	argv[k] = NULL;
+	r = spawn_clean(dd->proxy, argv, &pid);
+	if (r) {
+		log_line(&dd->log, XTL_ERROR, r, "domain %u channel %u: posix_spawn %s",
+			 s->domid, s->devid, dd->proxy);
+		schedule_restart(dd, s, "could not be started");
+		return;
+	}
+	s->pid = pid;
+	log_line(&dd->log, XTL_INFO, -1, "domain %u channel %u: started xenchan-proxy pid %d",
+		 s->domid, s->devid, (int)pid);
+}
+
+static void schedule_restart(struct devd *dd, struct served *s, const char *how)
+{
+	int64_t now = mono_ms();
+
+	if (s->restarts == 0 || now - s->window_start > RESTART_WINDOW_MS) {
+		s->window_start = now;
+		s->restarts = 0;
+	}
+	if (s->restarts == RESTART_BURST) {
+		s->given_up = true;
+		log_line(&dd->log, XTL_ERROR, -1, "domain %u channel %u: its proxy %s, its "
+			 "failure %d within %d s: not restarting it", s->domid, s->devid, how,
+			 RESTART_BURST + 1, RESTART_WINDOW_MS / 1000);
+		return;
+	}
+	s->restart_at = now + (s->restarts ? (int64_t)RESTART_DELAY_MS << (s->restarts - 1) : 0);
+	if (s->restart_at == 0)
+		s->restart_at = 1;
+	s->restarts++;
+	log_line(&dd->log, XTL_WARN, -1, "domain %u channel %u: its proxy %s; restarting it "
+		 "(restart %u of at most %d within %d s)", s->domid, s->devid, how, s->restarts,
+		 RESTART_BURST, RESTART_WINDOW_MS / 1000);
+}
+
+/* A proxy that ran as another user cannot unlink its socket from root's
+ * directory, nor can a killed one: once it has exited, we do, if nothing
+ * listens there (unixsock.h's rule). */
+static void clean_socket(struct devd *dd, const struct served *s)
+{
+	struct stat st;
+
+	if (s->sock[0] && lstat(s->sock, &st) == 0 && S_ISSOCK(st.st_mode)
+	    && !unixsock_live(s->sock) && unlink(s->sock) == 0)
+		log_line(&dd->log, XTL_INFO, -1, "domain %u channel %u: removed %s, its exited "
+			 "proxy's socket", s->domid, s->devid, s->sock);
+}
+
+static void exited(struct devd *dd, struct served *s, pid_t pid, int status)
+{
+	char how[80];
+
+	s->pid = 0;
+	if (WIFEXITED(status))
+		snprintf(how, sizeof(how), "(pid %d) exited with status %d", (int)pid,
+			 WEXITSTATUS(status));
+	else
+		snprintf(how, sizeof(how), "(pid %d) was killed by signal %d", (int)pid,
+			 WTERMSIG(status));
+	if (dd->stopping || !s->listed || (WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
+		/* Its own verdict (the channel or the guest is gone), or ours. */
+		s->ended = true;
+		log_line(&dd->log, XTL_INFO, -1, "domain %u channel %u: its proxy %s", s->domid,
+			 s->devid, how);
+		return;
+	}
+	schedule_restart(dd, s, how);
+}
+
+static struct served *by_pid(struct devd *dd, pid_t pid)
+{
+	for (unsigned i = 0; i < dd->n_ch; i++)
+		if (dd->ch[i].pid == pid)
+			return &dd->ch[i];
+	return NULL;
+}
+
+void devd_reap(struct devd *dd)
+{
+	siginfo_t si;
+	int status;
+
+	/* Each exited child is looked at before it is reaped: its socket goes
+	 * while its pid is still in /proc, so whoever waits for the pid to go
+	 * finds the socket gone too. */
+	for (;;) {
+		struct served *s;
+
+		si.si_pid = 0;
+		if (waitid(P_ALL, 0, &si, WEXITED | WNOHANG | WNOWAIT) < 0 || si.si_pid == 0)
+			break;
+		s = by_pid(dd, si.si_pid);
+		if (s)
+			clean_socket(dd, s);
+		if (waitpid(si.si_pid, &status, 0) == si.si_pid && s)
+			exited(dd, s, si.si_pid, status);
+	}
+	devd_forget(dd);
+}
+
+void devd_forget(struct devd *dd)
+{
+	unsigned kept = 0;
+
+	for (unsigned i = 0; i < dd->n_ch; i++)
+		if (dd->ch[i].listed || dd->ch[i].pid != 0)
+			dd->ch[kept++] = dd->ch[i];
+	dd->n_ch = kept;
+}
+
+void devd_restarts_due(struct devd *dd)
+{
+	for (unsigned i = 0; i < dd->n_ch; i++) {
+		struct served *s = &dd->ch[i];
+
+		if (s->restart_at == 0 || mono_until(s->restart_at) > 0)
+			continue;
+		s->restart_at = 0;
+		if (s->listed && !dd->stopping)
+			devd_spawn(dd, s);
+	}
+}
+
+int devd_timeout(const struct devd *dd)
+{
+	int t = -1;
+
+	for (unsigned i = 0; i < dd->n_ch; i++) {
+		int left;
+
+		if (dd->ch[i].restart_at == 0)
+			continue;
+		left = mono_until(dd->ch[i].restart_at);
+		if (t < 0 || left < t)
+			t = left;
+	}
+	return t;
+}
+
+unsigned devd_alive(const struct devd *dd)
+{
+	unsigned n = 0;
+
+	for (unsigned i = 0; i < dd->n_ch; i++)
+		n += dd->ch[i].pid != 0;
+	return n;
+}
+
+void devd_signal_all(struct devd *dd, int sig)
+{
+	for (unsigned i = 0; i < dd->n_ch; i++)
+		if (dd->ch[i].pid)
+			kill(dd->ch[i].pid, sig);
+}
