@@ -103,6 +103,11 @@ struct totals {
 	unsigned long long in;           /* bytes put into in[] */
 	unsigned long long discarded;
 	unsigned long long caught_up;    /* rounds of catch_up (xenchan-proxy.c) that found more */
+	unsigned long long discard_episodes;  /* runs of discards, each ended by a byte
+					       * held or delivered (relay.c) */
+	bool discarding;                 /* in such a run now */
+	unsigned long long client_connects;
+	unsigned long long guest_connects;   /* times the backend said Connected */
 };
 
 /* Refusals and faults that repeat, logged 1st, 2nd, 4th... (repeat_log). */
@@ -124,10 +129,15 @@ struct drain {
 	int64_t deadline_ms;             /* ... or at this mono_ms() time */
 };
 
-/* systemd's readiness protocol (systemd.h). */
+/* systemd's readiness protocol (systemd.h), and where the channel stands
+ * (backend_report): STATUS= on each change, rate-limited. */
 struct notify {
 	int fd;                          /* connected to $NOTIFY_SOCKET, or -1 */
 	bool ready_sent;                 /* systemd has had READY=1 */
+	int sent;                        /* the standing last sent (backend.c), -1: none */
+	unsigned long long sent_discarded;   /* ... with this many bytes discarded */
+	bool pending;                    /* a change not sent yet: due at due_ms() */
+	int64_t tat_ms;                  /* the rate limit's clock (backend.c) */
 };
 
 struct proxy {
@@ -158,6 +168,7 @@ struct proxy {
 	struct retry retry;
 	struct drain drain;
 	struct notify notify;
+	bool states_seen;                /* backend.c has read and acted on the states */
 	int sigfd;
 	bool created;                    /* we hot-plugged it: unplug on stop */
 	bool stop;

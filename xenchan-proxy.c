@@ -484,7 +484,7 @@ struct proxy *proxy_new(void)
 
 	if (p == NULL)
 		return NULL;
-	p->sigfd = p->tr.fd = p->notify.fd = p->event_port = -1;
+	p->sigfd = p->tr.fd = p->notify.fd = p->notify.sent = p->event_port = -1;
 	p->log.program = "xenchan-proxy";
 	endpoint_init(&p->ep, EP_NONE, NULL, 0);
 	return p;
@@ -709,8 +709,10 @@ static void on_client_ready(struct proxy *p, const struct pollfd *pfd)
 
 static void new_client(struct proxy *p, bool ok)
 {
-	if (ok)
+	if (ok) {
 		held_init(&p->client.unread, 2 * p->ep.sndbuf);
+		p->totals.client_connects++;
+	}
 	if (ok)
 		log_line(&p->log, XTL_INFO, -1, "client connected (%zu bytes held for it)",
 			 p->held.len);
@@ -763,6 +765,7 @@ static void loop_once(struct proxy *p)
 	    && (p->held.len == 0 || !relay_client_writable(p) || n == 0
 		|| (p->drain.on && mono_until(p->drain.deadline_ms) == 0)))
 		p->stop = true;
+	backend_report(p);
 }
 
 /* Which endpoint: an option, else a socket systemd passed, else (not for
@@ -840,7 +843,6 @@ static int proxy_setup(struct proxy *p)
 		return r;
 	if (hotplug_write_server(p->xs, &p->ch, getpid(), hotplug_own_start()) != STORE_OK)
 		log_line(&p->log, XTL_WARN, errno, "xs_write %s/xenchan-pid", p->ch.be);
-	systemd_notify(p->notify.fd, "STATUS=waiting for the guest to connect");
 	log_line(&p->log, XTL_INFO, -1, "serving %s (backend %s) on %s, holding up to %zu bytes",
 		 p->ch.fe, p->ch.be, endpoint_name(p), p->held.bound);
 	return enter_sandbox(p);
