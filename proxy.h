@@ -23,6 +23,7 @@
 #include "held.h"
 #include "log.h"
 #include "ring.h"
+#include "stats.h"
 #include "store.h"
 #include "transcript.h"
 
@@ -168,6 +169,9 @@ struct proxy {
 	struct retry retry;
 	struct drain drain;
 	struct notify notify;
+	struct stats_page *stats;        /* the live counters: the file's page, or a page
+					  * of our own when there is no file */
+	struct stats_file stats_file;
 	bool states_seen;                /* backend.c has read and acted on the states */
 	int sigfd;
 	bool created;                    /* we hot-plugged it: unplug on stop */

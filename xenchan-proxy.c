@@ -487,11 +487,13 @@ struct proxy *proxy_new(void)
 	p->sigfd = p->tr.fd = p->notify.fd = p->notify.sent = p->event_port = -1;
 	p->log.program = "xenchan-proxy";
 	endpoint_init(&p->ep, EP_NONE, NULL, 0);
+	stats_init(&p->stats_file);
 	return p;
 }
 
 void proxy_free(struct proxy *p)
 {
+	stats_remove(&p->stats_file);
 	relay_release(p);
 	endpoint_close(&p->ep);
 	held_free(&p->held);
@@ -720,6 +722,52 @@ static void new_client(struct proxy *p, bool ok)
 		log_line(&p->log, XTL_INFO, -1, "%s; retrying in %d ms", p->ep.err, p->ep.retry_ms);
 }
 
+/* The live counters (stats.h): a few stores into the mapped page, each
+ * turn; no system call. */
+static void publish_counters(struct proxy *p)
+{
+	static const uint32_t state_of[] = {
+		[STANDING_WAITING] = STATS_WAITING, [STANDING_NO_CLIENT] = STATS_CONNECTED,
+		[STANDING_CLIENT] = STATS_CONNECTED, [STANDING_DISCARDING] = STATS_CONNECTED,
+		[STANDING_CLOSING] = STATS_CLOSING, [STANDING_REFUSED] = STATS_REFUSED,
+		[STANDING_ENDING] = STATS_ENDING,
+	};
+	struct stats_page *s = p->stats;
+
+	stats_put32(&s->state, state_of[backend_standing(p)]);
+	stats_put32(&s->client, endpoint_has_client(&p->ep));
+	stats_put32(&s->discarding, p->totals.discarding);
+	stats_put(&s->from_guest, p->totals.out);
+	stats_put(&s->to_guest, p->totals.in);
+	stats_put(&s->held, p->held.len);
+	stats_put(&s->discarded, p->totals.discarded);
+	stats_put(&s->discard_episodes, p->totals.discard_episodes);
+	stats_put(&s->client_connects, p->totals.client_connects);
+	stats_put(&s->guest_reconnects, p->totals.guest_connects ? p->totals.guest_connects - 1 : 0);
+	stats_put(&s->refusals, p->rep.refuse.n);
+}
+
+/* The counters file, made before the sandbox (which admits only its
+ * removal at the end).  Without it the proxy serves all the same. */
+static void open_counters(struct proxy *p)
+{
+	static struct stats_page own;   /* where the counters go when there is no file */
+	struct stats_page head = {
+		.pid = (uint64_t)getpid(), .pid_start = hotplug_own_start(),
+		.started = (uint64_t)time(NULL), .domid = p->ch.domid, .devid = p->ch.devid,
+		.backend_domid = p->ch.backend_domid,
+	};
+	char err[PATH_MAX + 128];
+
+	p->stats = &own;
+	if (stats_create(&p->stats_file, &head, p->ep.user_uid, p->ep.user_gid, err,
+			 sizeof(err)) < 0)
+		log_line(&p->log, XTL_WARN, -1, "no live counters: %s", err);
+	else
+		p->stats = p->stats_file.page;
+	publish_counters(p);
+}
+
 static void loop_once(struct proxy *p)
 {
 	struct pollfd pfd[PFD_N];
@@ -765,6 +813,7 @@ static void loop_once(struct proxy *p)
 	    && (p->held.len == 0 || !relay_client_writable(p) || n == 0
 		|| (p->drain.on && mono_until(p->drain.deadline_ms) == 0)))
 		p->stop = true;
+	publish_counters(p);
 	backend_report(p);
 }
 
@@ -804,7 +853,8 @@ static int enter_sandbox(struct proxy *p)
 		.gnttab_fd = xengnttab_fd(p->gnt), .evtchn_fd = xenevtchn_fd(p->evt),
 		.accept = p->ep.kind == EP_LISTEN, .connect = p->ep.kind == EP_CONNECT,
 		.socket_client = endpoint_is_socket(&p->ep),
-		.transcript = p->opt.transcript != NULL, .unlink_at_exit = p->ep.created_path,
+		.transcript = p->opt.transcript != NULL,
+		.unlink_at_exit = p->ep.created_path, .counters_dirfd = p->stats_file.dirfd,
 	};
 	char err[256];
 	int r = sandbox_drop_privileges(p->opt.user, err, sizeof(err));
@@ -841,6 +891,7 @@ static int proxy_setup(struct proxy *p)
 	publish_tty(p);
 	if ((r = backend_start(p)))
 		return r;
+	open_counters(p);
 	if (hotplug_write_server(p->xs, &p->ch, getpid(), hotplug_own_start()) != STORE_OK)
 		log_line(&p->log, XTL_WARN, errno, "xs_write %s/xenchan-pid", p->ch.be);
 	log_line(&p->log, XTL_INFO, -1, "serving %s (backend %s) on %s, holding up to %zu bytes",

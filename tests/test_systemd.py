@@ -435,7 +435,7 @@ def test_systemd_socket_activate(host, monkeypatch):
     notify = Notify(host.dir)
     # It passes the child only TERM, PATH, HOME and what -E names.
     words = [tool, "-l", path]
-    for k in ("XENSTORED_PATH", "LD_LIBRARY_PATH", "XENSIM_DIR"):
+    for k in ("XENSTORED_PATH", "LD_LIBRARY_PATH", "XENSIM_DIR", "XENCHAN_RUNTIME_DIR"):
         words += ["-E", "%s=%s" % (k, host.env[k])]
     words += ["-E", "NOTIFY_SOCKET=" + notify.path, "--"]
     monkeypatch.setenv("XENCHAN_WRAPPER", shlex.join(words) + " " +
