@@ -43,6 +43,7 @@ struct options {
 	bool buffer_set;
 	bool overflow_keep;
 	unsigned create_devid;           /* --devid: 0 for the lowest free */
+	bool json;                       /* --list --json */
 	const char *user;                /* drop to this user before the loop */
 	bool no_seccomp;
 	int verbosity;                   /* -1 quiet, 0 default, 1 -v, 2 -vv */

@@ -13,7 +13,7 @@
 
 #include "stats.h"
 
-_Static_assert(sizeof(struct stats_page) == 128, "the counters file's layout is fixed");
+_Static_assert(sizeof(struct stats_page) == 384, "the counters file's layout is fixed");
 
 const char *stats_rundir(void)
 {
@@ -102,6 +102,7 @@ int stats_create(struct stats_file *f, const struct stats_page *head, uid_t uid,
 		goto out;
 	}
 	*pg = *head;
+	pg->endpoint[sizeof(pg->endpoint) - 1] = '\0';
 	memcpy(pg->magic, STATS_MAGIC, sizeof(pg->magic));
 	pg->version = STATS_VERSION;
 	pg->size = sizeof(*pg);
@@ -168,6 +169,8 @@ bool stats_read(unsigned domid, unsigned devid, struct stats_page *out)
 		LOAD(discard_episodes); LOAD(client_connects); LOAD(guest_reconnects);
 		LOAD(refusals);
 #undef LOAD
+		memcpy(out->endpoint, pg->endpoint, sizeof(out->endpoint));
+		out->endpoint[sizeof(out->endpoint) - 1] = '\0';
 	}
 	munmap((void *)pg, sizeof(*pg));
 	return ok;

@@ -40,7 +40,7 @@ enum stats_state {
 	STATS_STATES
 };
 
-/* The file, 128 bytes, host byte order.  The header is written before the
+/* The file, 384 bytes, host byte order.  The header is written before the
  * file is renamed into place and never changes; the rest, after it. */
 struct stats_page {
 	char magic[8];                 /* STATS_MAGIC */
@@ -64,6 +64,8 @@ struct stats_page {
 	uint64_t guest_reconnects;     /* times the guest connected after the first */
 	uint64_t refusals;             /* rings not served: bad offers, failed maps and
 					* binds, protocol breaks, states ignored */
+	char endpoint[256];            /* header: what the proxy serves on (a socket path,
+					* a pty, "stdio"...), NUL-terminated */
 };
 
 static inline void stats_put(uint64_t *field, uint64_t v)

@@ -142,6 +142,30 @@ enum store_result store_find_domain(struct xs_handle *h, const char *arg,
 	return domain_by_name(h, arg, ch, msg, msglen);
 }
 
+static int domid_order(const void *a, const void *b)
+{
+	unsigned x = *(const unsigned *)a, y = *(const unsigned *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+int store_domains(struct xs_handle *h, unsigned *ids, int max)
+{
+	unsigned int n;
+	unsigned long domid;
+	char **doms = xs_directory(h, XBT_NULL, PATH_DOMAINS, &n);
+	int found = 0;
+
+	if (doms == NULL)
+		return -1;
+	for (unsigned int i = 0; i < n && found < max; i++)
+		if (strict_canonical(doms[i], DOMID_MAX, &domid))
+			ids[found++] = domid;
+	free(doms);
+	qsort(ids, found, sizeof(*ids), domid_order);
+	return found;
+}
+
 /* ---- finding the channel --------------------------------------------------------- */
 
 bool store_devid(const char *entry, unsigned long *devid)

@@ -65,6 +65,9 @@ enum store_result store_pick_channel(const char *const *devids, const char *cons
 /* Find DOMAIN (domid or name).  On failure, msg says why (names found). */
 enum store_result store_find_domain(struct xs_handle *h, const char *arg,
 				    struct store_channel *ch, char *msg, size_t msglen);
+/* The domids under /local/domain (as we write them), ascending, at most
+ * max; -1 (errno) if they cannot be listed: for --list of every domain. */
+int store_domains(struct xs_handle *h, unsigned *ids, int max);
 /* Find CHANNEL (devid or name) of ch->domid; fills fe, be, devid, name. */
 enum store_result store_find_channel(struct xs_handle *h, const char *arg,
 				     unsigned backend_domid, struct store_channel *ch,

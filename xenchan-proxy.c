@@ -76,7 +76,8 @@ static void name_log(struct proxy *p)
 			 p->ch.domain_name[0] ? ")" : "",
 			 p->ch.name[0] ? p->ch.name : p->opt.channel);
 	else
-		log_name(&p->log, "domain %s channel %s", p->opt.domain, p->opt.channel);
+		log_name(&p->log, "domain %s channel %s", p->opt.domain ? p->opt.domain : "*",
+			 p->opt.channel);
 }
 
 /* ---- options -------------------------------------------------------------- */
@@ -85,7 +86,7 @@ static const char usage_text[] =
 "usage: xenchan-proxy [options] DOMAIN CHANNEL   (or DOMAIN:CHANNEL)\n"
 "       xenchan-proxy --create [options] DOMAIN CHANNEL\n"
 "       xenchan-proxy --remove DOMAIN CHANNEL\n"
-"       xenchan-proxy --list DOMAIN\n"
+"       xenchan-proxy --list [--json] [DOMAIN]\n"
 "  DOMAIN   domid, or domain name (the /local/domain/*/name node)\n"
 "  CHANNEL  channel name (the frontend \"name\" node), or a devid number\n"
 "  -l, --listen PATH      create a listening Unix socket; one client at a time\n"
@@ -103,7 +104,9 @@ static const char usage_text[] =
 "      --create           hot-plug CHANNEL on the running domain; unplug it on exit\n"
 "      --devid N          with --create: at devid N (1-9), as before a save\n"
 "      --remove           unplug a hot-plugged CHANNEL (its proxy does it, or this)\n"
-"      --list             show DOMAIN's channels, their states and servers\n"
+"      --list             show DOMAIN's channels (or every domain's), their states,\n"
+"                         servers and counters\n"
+"      --json             with --list: one JSON document (the man page's schema)\n"
 "  -u, --user USER        run the relay loop as USER (and its groups)\n"
 "      --no-seccomp       do not install the system-call filter (debugging)\n"
 "  -v, --verbose (repeat for more), -q, --quiet, -h, --help, -V, --version\n";
@@ -155,9 +158,9 @@ static int parse_operands(struct options *o, int n, char **arg)
 	char *colon;
 
 	if (o->command == MODE_LIST) {
-		if (n != 1)
-			return usage("--list takes DOMAIN");
-		o->domain = arg[0];
+		if (n > 1)
+			return usage("--list takes at most DOMAIN");
+		o->domain = n ? arg[0] : NULL;
 		o->channel = "";
 		return 0;
 	}
@@ -178,7 +181,7 @@ static int parse_operands(struct options *o, int n, char **arg)
 	return usage("expected DOMAIN and CHANNEL");
 }
 
-enum { OPT_BUFFER = 256, OPT_OVERFLOW, OPT_CREATE, OPT_DEVID, OPT_REMOVE, OPT_LIST,
+enum { OPT_BUFFER = 256, OPT_OVERFLOW, OPT_CREATE, OPT_DEVID, OPT_REMOVE, OPT_LIST, OPT_JSON,
        OPT_NO_SECCOMP, OPT_TRANSCRIPT_MAX };
 static const struct option longopts[] = {
 	{ "listen", required_argument, NULL, 'l' },
@@ -195,6 +198,7 @@ static const struct option longopts[] = {
 	{ "devid", required_argument, NULL, OPT_DEVID },
 	{ "remove", no_argument, NULL, OPT_REMOVE },
 	{ "list", no_argument, NULL, OPT_LIST },
+	{ "json", no_argument, NULL, OPT_JSON },
 	{ "user", required_argument, NULL, 'u' },
 	{ "no-seccomp", no_argument, NULL, OPT_NO_SECCOMP },
 	{ "verbose", no_argument, NULL, 'v' },
@@ -249,6 +253,7 @@ static int take_option(struct options *o, int c, char *arg)
 		break;
 	case OPT_REMOVE: o->command = MODE_REMOVE; break;
 	case OPT_LIST: o->command = MODE_LIST; break;
+	case OPT_JSON: o->json = true; break;
 	case 'u': o->user = arg; break;
 	case OPT_NO_SECCOMP: o->no_seccomp = true; break;
 	case 'v': o->verbosity++; break;
@@ -273,6 +278,8 @@ static int parse_options(struct options *o, int argc, char **argv)
 		return r;
 	if (o->create_devid && o->command != MODE_CREATE)
 		return usage("--devid goes with --create");
+	if (o->json && o->command != MODE_LIST)
+		return usage("--json goes with --list");
 	return parse_operands(o, argc - optind, argv + optind);
 }
 
@@ -759,6 +766,7 @@ static void open_counters(struct proxy *p)
 	};
 	char err[PATH_MAX + 128];
 
+	snprintf(head.endpoint, sizeof(head.endpoint), "%s", endpoint_name(p));
 	p->stats = &own;
 	if (stats_create(&p->stats_file, &head, p->ep.user_uid, p->ep.user_gid, err,
 			 sizeof(err)) < 0)
@@ -937,10 +945,14 @@ static int run_command(struct proxy *p)
 		log_line(&p->log, XTL_ERROR, errno, "xs_open (is xenstored running?)");
 		return EX_UNAVAILABLE;
 	}
+	if (p->opt.command == MODE_LIST && p->opt.domain == NULL) {
+		p->ch.backend_domid = p->opt.backend_domid;
+		return hotplug_list(p->xs, &p->ch, true, p->opt.json, stdout);
+	}
 	if ((r = find_channel(p)) != 0)
 		return r;
 	if (p->opt.command == MODE_LIST)
-		return hotplug_list(p->xs, &p->ch, stdout);
+		return hotplug_list(p->xs, &p->ch, false, p->opt.json, stdout);
 	r = hotplug_remove(p->xs, &p->ch, msg, sizeof(msg));
 	log_line(&p->log, r ? XTL_ERROR : XTL_INFO, -1, "--remove: %s", msg);
 	return r;

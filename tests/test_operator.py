@@ -15,11 +15,12 @@ from simhost import exchange, recv_exact, send_all, wait_asleep
 from test_proxy import be, client, connected, listen_proxy, setup_channel
 from test_systemd import Notify
 
-# stats.h's struct stats_page, host byte order, 128 bytes.
-LAYOUT = struct.Struct("=8sIIQQQIIIIIIQQQQQQQQ")
+# stats.h's struct stats_page, host byte order, 384 bytes.
+LAYOUT = struct.Struct("=8sIIQQQIIIIIIQQQQQQQQ256s")
 FIELDS = ("magic", "version", "size", "pid", "pid_start", "started", "domid", "devid",
           "backend_domid", "state", "client", "discarding", "from_guest", "to_guest", "held",
-          "discarded", "discard_episodes", "client_connects", "guest_reconnects", "refusals")
+          "discarded", "discard_episodes", "client_connects", "guest_reconnects", "refusals",
+          "endpoint")
 STATES = ["waiting", "connected", "closing", "refused", "ending"]
 
 
@@ -31,9 +32,10 @@ def counters(host, d, n):
     """The counters file of (d, n) as a dict (raises if absent)."""
     with open(counters_path(host, d, n), "rb") as f:
         data = f.read()
-    assert len(data) == LAYOUT.size == 128, len(data)
+    assert len(data) == LAYOUT.size == 384, len(data)
     c = dict(zip(FIELDS, LAYOUT.unpack(data)))
-    assert c["magic"] == b"xenchanC" and c["version"] == 1 and c["size"] == 128, c
+    assert c["magic"] == b"xenchanC" and c["version"] == 1 and c["size"] == 384, c
+    c["endpoint"] = c["endpoint"].rstrip(b"\0").decode()
     return c
 
 
@@ -54,7 +56,8 @@ def test_counters_equal_the_bytes_moved(host):
     connected(host, d, n)
     settled(p)
     c0 = counters(host, d, n)
-    assert (c0["pid"], c0["domid"], c0["devid"], c0["backend_domid"]) == (p.proc.pid, d, n, 0)
+    assert (c0["pid"], c0["domid"], c0["devid"], c0["backend_domid"], c0["endpoint"]) == \
+        (p.proc.pid, d, n, 0, sock)
     assert STATES[c0["state"]] == "connected" and c0["client"] == 0, c0
     assert c0["from_guest"] == c0["to_guest"] == c0["client_connects"] == 0, c0
     sizes = (1 << 20, 12345)
@@ -112,3 +115,123 @@ def test_discards_counted_exactly(host):
     p.signal(signal.SIGTERM)
     assert p.wait() == 0
     notify.close()
+
+
+# ---- --list and --json ----------------------------------------------------------------
+
+# The --json schema, as the man page documents it: every key in every object,
+# with these types (None: null where unknown).
+STATE_NAMES = ("Unknown", "Initialising", "InitWait", "Initialised", "Connected", "Closing",
+               "Closed", "Reconfiguring", "Reconfigured")
+SCHEMA = {
+    "domid": int, "domain": (str, None), "devid": int, "channel": (str, None),
+    "type": (str, None), "frontend_state": STATE_NAMES, "backend_state": STATE_NAMES + (None,),
+    "connection": (str, None), "endpoint": (str, None), "server_pid": (int, None),
+    "server": ("alive", "stale", "unverified", None),
+    "state": tuple(STATES) + (None,), "stale": (bool, None), "client": (bool, None),
+    "discarding": (bool, None), "started": (int, None),
+    "bytes_from_guest": (int, None), "bytes_to_guest": (int, None), "held": (int, None),
+    "discarded": (int, None), "discard_episodes": (int, None), "client_connects": (int, None),
+    "guest_reconnects": (int, None), "refusals": (int, None),
+}
+
+
+def check_schema(doc):
+    assert isinstance(doc, list), doc
+    for obj in doc:
+        assert set(obj) == set(SCHEMA), set(obj) ^ set(SCHEMA)
+        for k, want in SCHEMA.items():
+            v = obj[k]
+            allowed = want if isinstance(want, tuple) else (want,)
+            ok = any((a is None and v is None) or (isinstance(a, str) and v == a)
+                     or (isinstance(a, type) and type(v) is a) for a in allowed)
+            assert ok, (k, v, want)
+
+
+def list_cmd(host, *args):
+    r = subprocess.run(host.proxy_argv() + ["--list"] + list(args), env=host.env,
+                       capture_output=True, text=True, timeout=20)
+    assert r.returncode == 0, (args, r.returncode, r.stderr)
+    return r.stdout
+
+
+def by_channel(doc):
+    return {(o["domid"], o["channel"]): o for o in doc}
+
+
+@pytest.mark.timeout(120)
+def test_list_every_domain_text_and_json(host):
+    """--list with no DOMAIN: every domain's channels, served or not, with
+    their counters; the table fits 100 columns; --json follows the schema
+    and its numbers are the bytes moved; a killed proxy's counters are
+    stale."""
+    d1, n1, g1 = setup_channel(host, "org.example.busy")
+    n1b = host.channel_add(d1, "org.example.idle")
+    d2, n2, g2 = setup_channel(host, "org.example.quiet")
+    d3, n3, g3 = setup_channel(host, "org.example.killed")
+    p1, sock = listen_proxy(host, d1, n1, "--overflow-data", "keep")
+    p2 = host.proxy(str(d2), str(n2), "--listen", os.path.join(host.dir, "q.sock"))
+    p3 = host.proxy(str(d3), str(n3), "--listen", os.path.join(host.dir, "k.sock"))
+    for d, n in ((d1, n1), (d2, n2), (d3, n3)):
+        connected(host, d, n)
+    settled(p3)
+    p3.signal(signal.SIGKILL)
+    p3.wait()
+    with client(sock) as c, g1.connect() as t:
+        exchange(c, t, 300000)
+        settled(p1)
+        settled(p2)
+        text = list_cmd(host)
+        doc = json.loads(list_cmd(host, "--json"))
+    print(text)
+    lines = text.splitlines()
+    assert lines[0].split() == ["DOMAIN", "DEV", "CHANNEL", "STATE", "SERVER", "CLI", "G>D",
+                                "D>G", "HELD", "DISC", "ENDPOINT"], lines[0]
+    assert all(len(l) <= 100 for l in lines), [l for l in lines if len(l) > 100]
+    rows = {l.split()[3]: l.split() for l in lines[1:]}
+    assert rows["org.example.busy"][4:8] == ["connected", str(p1.proc.pid), "yes", "293K"], rows
+    assert rows["org.example.quiet"][4:8] == ["connected", str(p2.proc.pid), "no", "0"], rows
+    assert rows["org.example.killed"][4] == "stale", rows
+    assert rows["org.example.idle"][4:6] == ["Initialising", "-"], rows
+    check_schema(doc)
+    o = by_channel(doc)
+    assert len(doc) == 4, doc
+    busy = o[(d1, "org.example.busy")]
+    assert (busy["state"], busy["client"], busy["server"], busy["server_pid"]) == \
+        ("connected", True, "alive", p1.proc.pid), busy
+    assert busy["bytes_from_guest"] == busy["bytes_to_guest"] == 300000, busy
+    assert busy["held"] == busy["discarded"] == 0 and busy["client_connects"] == 1, busy
+    assert busy["endpoint"] == sock and busy["domain"].startswith("web"), busy
+    quiet = o[(d2, "org.example.quiet")]
+    assert (quiet["state"], quiet["client"], quiet["bytes_from_guest"]) == ("connected", False, 0)
+    killed = o[(d3, "org.example.killed")]
+    assert (killed["stale"], killed["server"], killed["client"], killed["held"]) == \
+        (True, "stale", None, None), killed
+    idle = o[(d1, "org.example.idle")]
+    assert idle["state"] is idle["stale"] is idle["bytes_from_guest"] is idle["server_pid"] is None
+    assert idle["frontend_state"] == "Initialising", idle
+
+
+@pytest.mark.timeout(60)
+def test_list_one_domain_with_counters(host):
+    """--list DOMAIN: the table of before, a counters line under a served
+    channel; --json DOMAIN: only that domain's channels."""
+    d, n, g = setup_channel(host, "org.example.one")
+    setup_channel(host, "org.example.other")
+    p, sock = listen_proxy(host, d, n)
+    connected(host, d, n)
+    with client(sock) as c, g.connect() as t:
+        exchange(c, t, 5000)
+        settled(p)
+        text = list_cmd(host, str(d))
+        doc = json.loads(list_cmd(host, "--json", str(d)))
+    lines = text.splitlines()
+    assert lines[0].split()[:4] == ["DEVID", "NAME", "FRONTEND", "BACKEND"]
+    assert lines[1].split()[:4] == [str(n), "org.example.one", "Connected", "Connected"], lines
+    assert lines[2].split() == ["connected,", "client", "yes,", "guest>dom0", "5000,",
+                                "dom0>guest", "5000,", "held", "0,", "discarded", "0", "in",
+                                "0", "episodes,", "1", "clients,", "0", "guest", "reconnects,",
+                                "0", "refusals"], lines
+    check_schema(doc)
+    assert [(o["domid"], o["channel"], o["bytes_to_guest"]) for o in doc] == \
+        [(d, "org.example.one", 5000)], doc
