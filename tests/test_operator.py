@@ -5,13 +5,14 @@ counters, host-wide, and --json against its documented schema; a crashed
 proxy's counters shown as stale."""
 import json
 import os
+import select
 import signal
 import struct
 import subprocess
 
 import pytest
 
-from simhost import exchange, recv_exact, send_all, wait_asleep
+from simhost import exchange, recv_exact, send_all, thread_switches, wait_asleep
 from test_proxy import be, client, connected, listen_proxy, setup_channel
 from test_systemd import Notify
 
@@ -114,6 +115,32 @@ def test_discards_counted_exactly(host):
             (len(first) + len(second), 4096, total, 2), c2
     p.signal(signal.SIGTERM)
     assert p.wait() == 0
+    notify.close()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.skipif(bool(os.environ.get("XENCHAN_WRAPPER")),
+                    reason="a wrapper such as valgrind has wakeups of its own")
+def test_idle_after_status_changes_makes_no_wakeups(host):
+    """With NOTIFY_SOCKET and the counters file: changes faster than the
+    STATUS= rate limit (discards growing), then quiet.  The last STATUS=
+    comes (its timer), and then the proxy makes no wakeup at all."""
+    notify = Notify(host.dir)
+    d, n, g = setup_channel(host)
+    sock = os.path.join(host.dir, "p.sock")
+    p = host.proxy(str(d), str(n), "--listen", sock, "--buffer", "0", env=notify.env(host))
+    connected(host, d, n)
+    with g.connect() as t:
+        total = 0
+        for k in range(8):
+            send_all(t, b"x" * 3000)
+            total += 3000
+        notify.status("discarding: %d bytes so far" % total, timeout=30)
+        before = wait_asleep(p.proc.pid)
+        select.select([], [], [], 2.0)
+        after = thread_switches(p.proc.pid)
+    assert after == before, (before, after)
+    assert counters(host, d, n)["discarded"] == total
     notify.close()
 
 
