@@ -449,6 +449,20 @@ static const char *const server_mark[] = {
 	[SERVER_GONE] = "stale", [SERVER_ALIVE] = "alive", [SERVER_UNVERIFIED] = "unverified",
 };
 
+/* Row r for channel ci of dom: its counters, and what the proxy serves on. */
+static void fill_row(struct list_row *r, const struct store_channel *dom,
+		     const struct hotplug_channel_info *ci)
+{
+	r->domid = dom->domid;
+	memcpy(r->domain_name, dom->domain_name, sizeof(r->domain_name));
+	r->ci = *ci;
+	r->counted = stats_read(dom->domid, ci->devid, &r->st);
+	r->stale = r->counted && hotplug_server((long)r->st.pid, r->st.pid_start) == SERVER_GONE;
+	/* What the proxy serves on, in place of what the toolstack wrote. */
+	if (r->counted && !r->stale && r->st.endpoint[0])
+		strict_printable(r->ci.endpoint, sizeof(r->ci.endpoint), r->st.endpoint);
+}
+
 /* The channels of dom into rows[from...], with their counters; the new count. */
 static int list_domain(struct xs_handle *h, const struct store_channel *dom,
 		       struct list_row *rows, int from, int max)
@@ -456,20 +470,53 @@ static int list_domain(struct xs_handle *h, const struct store_channel *dom,
 	struct hotplug_channel_info ci[LIST_MAX];
 	int n = hotplug_channels(h, dom, ci, max - from < LIST_MAX ? max - from : LIST_MAX);
 
-	for (int i = 0; i < n; i++) {
-		struct list_row *r = &rows[from + i];
-
-		r->domid = dom->domid;
-		memcpy(r->domain_name, dom->domain_name, sizeof(r->domain_name));
-		r->ci = ci[i];
-		r->counted = stats_read(dom->domid, ci[i].devid, &r->st);
-		r->stale = r->counted && hotplug_server((long)r->st.pid, r->st.pid_start)
-			== SERVER_GONE;
-		/* What the proxy serves on, in place of what the toolstack wrote. */
-		if (r->counted && !r->stale && r->st.endpoint[0])
-			strict_printable(r->ci.endpoint, sizeof(r->ci.endpoint), r->st.endpoint);
-	}
+	for (int i = 0; i < n; i++)
+		fill_row(&rows[from + i], dom, &ci[i]);
 	return from + n;
+}
+
+/* In a driver domain, which may not list /local/domain: the channels it
+ * serves, below its own backend directory (its domid from the relative
+ * node "domid", as xenstored resolves it for the connection's domain). */
+static int list_backends(struct xs_handle *h, struct list_row *rows, int max)
+{
+	unsigned doms[LIST_MAX], devs[LIST_MAX];
+	char raw[16], path[STORE_PATH_MAX], name[STORE_NAME_MAX];
+	unsigned long self;
+	int nd, n = 0;
+
+	if (!strict_read(h, "domid", raw, sizeof(raw)) || !strict_canonical(raw, DOMID_MAX, &self))
+		return -1;
+	snprintf(path, sizeof(path), PATH_BACKENDS, (unsigned)self);
+	nd = store_numbered(h, path, DOMID_MAX, doms, LIST_MAX);
+	if (nd < 0)
+		return errno == ENOENT ? 0 : -1;
+	for (int i = 0; i < nd && n < max; i++) {
+		struct store_channel dom = { .domid = doms[i], .backend_domid = self };
+		char msg[256];
+		int nn;
+
+		snprintf(path, sizeof(path), PATH_BACKENDS "/%u", (unsigned)self, doms[i]);
+		nn = store_numbered(h, path, CONSOLE_DEVID_MAX, devs, LIST_MAX);
+		/* The guest's name, if this domain may read it. */
+		snprintf(raw, sizeof(raw), "%u", doms[i]);
+		if (store_find_domain(h, raw, &dom, msg, sizeof(msg)) != STORE_OK)
+			dom.domain_name[0] = '\0';
+		dom.domid = doms[i];
+		dom.backend_domid = self;
+		for (int k = 0; k < nn && n < max; k++) {
+			struct hotplug_channel_info ci;
+			struct store_channel ch = dom;
+
+			if (devs[k] == 0)
+				continue;
+			store_channel_paths(&ch, devs[k]);
+			read_printable(h, ch.fe, "name", name, sizeof(name));
+			channel_info(h, &ch, name, &ci);
+			fill_row(&rows[n++], &dom, &ci);
+		}
+	}
+	return n;
 }
 
 /* n as at most 5 characters: 12345, 123K, 1.5M, 12G. */
@@ -677,7 +724,8 @@ int hotplug_list(struct xs_handle *h, const struct store_channel *dom, bool ever
 	}
 	if (!every_domain)
 		n = list_domain(h, dom, rows, 0, max);
-	else if ((nd = store_domains(h, ids, LIST_DOMAINS_MAX)) < 0) {
+	else if ((nd = store_domains(h, ids, LIST_DOMAINS_MAX)) < 0
+		 && (errno != EACCES || (n = list_backends(h, rows, max)) < 0)) {
 		fprintf(stderr, "xenchan-proxy: --list: listing %s: %s\n", PATH_DOMAINS,
 			strerror(errno));
 		r = EX_UNAVAILABLE;

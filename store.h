@@ -68,6 +68,10 @@ enum store_result store_find_domain(struct xs_handle *h, const char *arg,
 /* The domids under /local/domain (as we write them), ascending, at most
  * max; -1 (errno) if they cannot be listed: for --list of every domain. */
 int store_domains(struct xs_handle *h, unsigned *ids, int max);
+/* The same for any directory: its children that are numbers as we write
+ * them, up to limit (a driver domain's backends, their devices). */
+int store_numbered(struct xs_handle *h, const char *path, unsigned long limit, unsigned *ids,
+		   int max);
 /* Find CHANNEL (devid or name) of ch->domid; fills fe, be, devid, name. */
 enum store_result store_find_channel(struct xs_handle *h, const char *arg,
 				     unsigned backend_domid, struct store_channel *ch,

@@ -262,3 +262,27 @@ def test_list_one_domain_with_counters(host):
     check_schema(doc)
     assert [(o["domid"], o["channel"], o["bytes_to_guest"]) for o in doc] == \
         [(d, "org.example.one", 5000)], doc
+
+
+@pytest.mark.timeout(60)
+def test_list_in_a_driver_domain(host):
+    """Run in a driver domain, which may not list /local/domain: --list with
+    no DOMAIN shows the channels it is the backend of (its own backend
+    directory), with the guests' names null where it may not read them."""
+    b = host.domain_create("dd", driver_domain=True)
+    d = host.domain_create("web")
+    n = host.channel_add(d, "org.example.dd", backend_domid=b)
+    other = host.domain_create("elsewhere")
+    host.channel_add(other, "org.example.dom0")       # dom0's: not this domain's
+    r = subprocess.run(host.proxy_argv() + ["--list", "--json"], env=host.domain_env(b),
+                       capture_output=True, text=True, timeout=20)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    check_schema(doc)
+    assert [(o["domid"], o["devid"], o["channel"], o["frontend_state"], o["backend_state"])
+            for o in doc] == [(d, n, "org.example.dd", "Initialising", "Initialising")], doc
+    r = subprocess.run(host.proxy_argv() + ["--list"], env=host.domain_env(b),
+                       capture_output=True, text=True, timeout=20)
+    assert r.returncode == 0, r.stderr
+    assert [l.split()[:4] for l in r.stdout.splitlines()[1:]] == \
+        [[str(d), str(n), "org.example.dd", "Initialising"]], r.stdout
