@@ -144,6 +144,37 @@ def test_idle_after_status_changes_makes_no_wakeups(host):
     notify.close()
 
 
+@pytest.mark.timeout(60)
+def test_user_proxy_removes_its_counters_and_a_killed_ones_are_replaced(host):
+    """--user nobody: the counters directory it makes is nobody's, so at a
+    clean stop the proxy (unprivileged, filtered) removes its file; a killed
+    proxy's file stays, stale, until the next proxy of the channel replaces
+    it with its own."""
+    import pwd
+    nobody = pwd.getpwnam("nobody")
+    d, n, g = setup_channel(host)
+    p, sock = listen_proxy(host, d, n, "--user", "nobody")
+    connected(host, d, n)
+    st = os.stat(os.path.dirname(counters_path(host, d, n)))
+    assert (st.st_uid, st.st_mode & 0o777) == (nobody.pw_uid, 0o755), st
+    assert counters(host, d, n)["pid"] == p.proc.pid
+    p.signal(signal.SIGTERM)
+    assert p.wait() == 0
+    assert not os.path.exists(counters_path(host, d, n))
+    k, _ = listen_proxy(host, d, n, "--user", "nobody")
+    connected(host, d, n)
+    settled(k)
+    k.signal(signal.SIGKILL)
+    k.wait()
+    assert counters(host, d, n)["pid"] == k.proc.pid
+    assert "stale: was connected" in list_cmd(host, str(d))
+    again, _ = listen_proxy(host, d, n, "--user", "nobody")
+    connected(host, d, n)
+    settled(again)
+    assert counters(host, d, n)["pid"] == again.proc.pid
+    assert "stale" not in list_cmd(host, str(d))
+
+
 # ---- --list and --json ----------------------------------------------------------------
 
 # The --json schema, as the man page documents it: every key in every object,
