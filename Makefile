@@ -25,7 +25,7 @@ XEN_LIBS   := $(shell $(PKG_CONFIG) --libs $(XEN_PKGS) 2>/dev/null)
 # the relay and what it serves with, the xenstore modules, the leaves main
 # calls; then what both programs share (strict.c, log.c, unixsock.c).
 PROXY_OBJS = $(addprefix $(B)/, xenchan-proxy.o backend.o relay.o ring.o held.o endpoint.o \
-               transcript.o store.o hotplug.o sandbox.o systemd.o \
+               transcript.o store.o hotplug.o sandbox.o systemd.o stats.o \
                strict.o log.o unixsock.o)
 # The unit tests (tests/test-units.c) of the pure parts.
 UNIT_OBJS  = $(addprefix $(B)/, tests/test-units.o ring.o held.o store.o strict.o log.o)

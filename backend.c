@@ -8,6 +8,7 @@
  * the channel is ready.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <sysexits.h>
 
 #include "backend.h"
@@ -19,6 +20,11 @@
  * 5 s: the frontend waits for it and writes nothing that would wake us. */
 #define CONNECTED_RETRY_FIRST_MS 50
 #define CONNECTED_RETRY_MAX_MS   5000
+/* STATUS= goes out at once on a change, up to STATUS_BURST in a row, then at
+ * most once per STATUS_INTERVAL_MS; a change held back is sent when its turn
+ * comes (the one timer, only while a change waits). */
+#define STATUS_BURST             4
+#define STATUS_INTERVAL_MS       1000
 
 /* Announce ourselves as the backend, or reattach to a live channel. */
 int backend_start(struct proxy *p)
@@ -95,17 +101,13 @@ static void retry_later(struct proxy *p)
 	relay_release(p);
 }
 
-/* Connected is written: the guest may have been waiting on a full ring, and
- * systemd on us. */
+/* Connected is written: the guest may have been waiting on a full ring. */
 static void connected(struct proxy *p, const struct store_ring *ri)
 {
 	p->retry.ms = 0;
 	p->phase = PH_CONNECTED;
 	p->flow.notify_due = true;
-	if (!p->notify.ready_sent) {
-		systemd_notify(p->notify.fd, "READY=1\nSTATUS=connected");
-		p->notify.ready_sent = true;
-	}
+	p->totals.guest_connects++;
 	log_guest(&p->log, XTL_INFO, -1, "connected: ring-ref %u, port %u (ours %d), %u bytes "
 		  "waiting", ri->ring_ref, ri->port, (int)p->port, *p->out.prod - p->out.local);
 }
@@ -207,19 +209,103 @@ void backend_on_xenstore(struct proxy *p)
 		begin_ending(p, "domain is gone");
 		return;
 	}
-	if (fired & (STORE_WATCH_FRONTEND | STORE_WATCH_BACKEND))
+	if (fired & (STORE_WATCH_FRONTEND | STORE_WATCH_BACKEND)) {
 		follow_states(p);
+		p->states_seen = true;
+	}
 }
 
-int backend_timeout(const struct proxy *p)
+enum backend_standing backend_standing(const struct proxy *p)
+{
+	if (p->phase == PH_ENDING)
+		return STANDING_ENDING;
+	if (p->refused)
+		return STANDING_REFUSED;
+	if (p->phase == PH_CLOSING)
+		return STANDING_CLOSING;
+	if (p->phase != PH_CONNECTED)
+		return STANDING_WAITING;
+	if (p->totals.discarding)
+		return STANDING_DISCARDING;
+	return endpoint_has_client(&p->ep) ? STANDING_CLIENT : STANDING_NO_CLIENT;
+}
+
+/* When the held-back change may go (mono_ms), by the rate limit: a
+ * theoretical time that each message moves on by STATUS_INTERVAL_MS. */
+static int64_t status_due_ms(const struct proxy *p)
+{
+	return p->notify.tat_ms - (STATUS_BURST - 1) * STATUS_INTERVAL_MS;
+}
+
+static void send_status(struct proxy *p, enum backend_standing st, int64_t now)
+{
+	static const char *const text[] = {
+		[STANDING_WAITING] = "waiting for the guest",
+		[STANDING_NO_CLIENT] = "connected, no client",
+		[STANDING_CLIENT] = "connected, client",
+		[STANDING_DISCARDING] = "discarding",
+		[STANDING_CLOSING] = "the guest is closing the channel",
+		[STANDING_REFUSED] = "refused: the guest broke the ring protocol",
+		[STANDING_ENDING] = "ending: the channel or the domain is gone",
+	};
+	char msg[128];
+
+	if (st == STANDING_DISCARDING)
+		snprintf(msg, sizeof(msg), "%sSTATUS=discarding: %llu bytes so far",
+			 p->notify.ready_sent ? "" : "READY=1\n", p->totals.discarded);
+	else
+		snprintf(msg, sizeof(msg), "%sSTATUS=%s", p->notify.ready_sent ? "" : "READY=1\n",
+			 text[st]);
+	systemd_notify(p->notify.fd, msg);
+	p->notify.ready_sent = true;
+	p->notify.sent = (int)st;
+	p->notify.sent_discarded = p->totals.discarded;
+	p->notify.pending = false;
+	p->notify.tat_ms = (p->notify.tat_ms > now ? p->notify.tat_ms : now) + STATUS_INTERVAL_MS;
+}
+
+void backend_report(struct proxy *p)
+{
+	enum backend_standing st;
+	int64_t now;
+
+	/* Ready once the states have been read and acted on (InitWait
+	 * written, or a live ring reattached): the endpoint is open. */
+	if (p->notify.fd < 0 || !p->states_seen || (!p->notify.ready_sent && p->phase == PH_ENDING))
+		return;
+	st = backend_standing(p);
+	if ((int)st == p->notify.sent && (st != STANDING_DISCARDING
+					  || p->totals.discarded == p->notify.sent_discarded)) {
+		p->notify.pending = false;
+		return;
+	}
+	now = mono_ms();   /* only on a change: no clock read on an unchanged turn */
+	if (!p->notify.ready_sent || now >= status_due_ms(p))
+		send_status(p, st, now);
+	else
+		p->notify.pending = true;
+}
+
+/* Milliseconds until the failed Connected write is to be tried again, or -1. */
+static int retry_timeout(const struct proxy *p)
 {
 	if (!p->retry.armed || p->phase == PH_ENDING)
 		return -1;
 	return mono_until(p->retry.start_ms + p->retry.ms);
 }
 
+int backend_timeout(const struct proxy *p)
+{
+	int r = retry_timeout(p), s;
+
+	if (!p->notify.pending)
+		return r;
+	s = mono_until(status_due_ms(p));
+	return r < 0 || s < r ? s : r;
+}
+
 void backend_on_timer(struct proxy *p)
 {
-	if (backend_timeout(p) == 0)
+	if (retry_timeout(p) == 0)
 		follow_states(p);
 }

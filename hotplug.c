@@ -27,11 +27,14 @@
 #include "hotplug.h"
 #include "monotime.h"
 #include "nodes.h"
+#include "stats.h"
 #include "strict.h"
 
 #define REMOVE_WAIT_MS (UNPLUG_WAIT_MS + 5000)
 #define SERVER_PID_MAX (1UL << 30)   /* above any pid the kernel hands out */
-#define LIST_MAX       64            /* channels --list shows */
+#define LIST_MAX       64            /* channels --list shows of a domain */
+#define LIST_DOMAINS_MAX 4096        /* domains --list looks at */
+#define LIST_HOST_MAX  8192          /* channels --list shows of every domain */
 
 /* /proc/PID/FILE into buf, NUL-terminated; its length, or -1. */
 static ssize_t read_proc(long pid, const char *file, char *buf, size_t cap)
@@ -432,34 +435,320 @@ int hotplug_channels(struct xs_handle *h, const struct store_channel *dom,
 	return found;
 }
 
-int hotplug_list(struct xs_handle *h, const struct store_channel *dom, FILE *out)
+/* One row of --list: a channel, its server's record and its counters. */
+struct list_row {
+	unsigned domid;
+	char domain_name[STORE_NAME_MAX];
+	struct hotplug_channel_info ci;
+	bool counted;                    /* a counters file is there */
+	struct stats_page st;
+	bool stale;                      /* ... and its process is gone */
+};
+
+static const char *const server_mark[] = {
+	[SERVER_GONE] = "stale", [SERVER_ALIVE] = "alive", [SERVER_UNVERIFIED] = "unverified",
+};
+
+/* Row r for channel ci of dom: its counters, and what the proxy serves on. */
+static void fill_row(struct list_row *r, const struct store_channel *dom,
+		     const struct hotplug_channel_info *ci)
+{
+	r->domid = dom->domid;
+	memcpy(r->domain_name, dom->domain_name, sizeof(r->domain_name));
+	r->ci = *ci;
+	r->counted = stats_read(dom->domid, ci->devid, &r->st);
+	r->stale = r->counted && hotplug_server((long)r->st.pid, r->st.pid_start) == SERVER_GONE;
+	/* What the proxy serves on, in place of what the toolstack wrote. */
+	if (r->counted && !r->stale && r->st.endpoint[0])
+		strict_printable(r->ci.endpoint, sizeof(r->ci.endpoint), r->st.endpoint);
+}
+
+/* The channels of dom into rows[from...], with their counters; the new count. */
+static int list_domain(struct xs_handle *h, const struct store_channel *dom,
+		       struct list_row *rows, int from, int max)
 {
 	struct hotplug_channel_info ci[LIST_MAX];
-	int n = hotplug_channels(h, dom, ci, LIST_MAX);
+	int n = hotplug_channels(h, dom, ci, max - from < LIST_MAX ? max - from : LIST_MAX);
 
+	for (int i = 0; i < n; i++)
+		fill_row(&rows[from + i], dom, &ci[i]);
+	return from + n;
+}
+
+/* In a driver domain, which may not list /local/domain: the channels it
+ * serves, below its own backend directory (store_own_domid). */
+static int list_backends(struct xs_handle *h, struct list_row *rows, int max)
+{
+	unsigned doms[LIST_MAX], devs[LIST_MAX];
+	char raw[16], path[STORE_PATH_MAX], name[STORE_NAME_MAX];
+	unsigned self;
+	int nd, n = 0;
+
+	if (!store_own_domid(h, &self))
+		return -1;
+	snprintf(path, sizeof(path), PATH_BACKENDS, self);
+	nd = store_numbered(h, path, DOMID_MAX, doms, LIST_MAX);
+	if (nd < 0)
+		return errno == ENOENT ? 0 : -1;
+	for (int i = 0; i < nd && n < max; i++) {
+		struct store_channel dom = { .domid = doms[i], .backend_domid = self };
+		char msg[256];
+		int nn;
+
+		snprintf(path, sizeof(path), PATH_BACKENDS "/%u", self, doms[i]);
+		nn = store_numbered(h, path, CONSOLE_DEVID_MAX, devs, LIST_MAX);
+		/* The guest's name, if this domain may read it. */
+		snprintf(raw, sizeof(raw), "%u", doms[i]);
+		if (store_find_domain(h, raw, &dom, msg, sizeof(msg)) != STORE_OK)
+			dom.domain_name[0] = '\0';
+		dom.domid = doms[i];
+		dom.backend_domid = self;
+		for (int k = 0; k < nn && n < max; k++) {
+			struct hotplug_channel_info ci;
+			struct store_channel ch = dom;
+
+			if (devs[k] == 0)
+				continue;
+			store_channel_paths(&ch, devs[k]);
+			read_printable(h, ch.fe, "name", name, sizeof(name));
+			channel_info(h, &ch, name, &ci);
+			fill_row(&rows[n++], &dom, &ci);
+		}
+	}
+	return n;
+}
+
+/* n as at most 5 characters: 12345, 123K, 1.5M, 12G. */
+static const char *short_size(char *buf, size_t cap, unsigned long long n)
+{
+	static const char unit[] = "KMGTPE";
+	double v = n;
+	int u = -1;
+
+	if (n < 100000) {
+		snprintf(buf, cap, "%llu", n);
+		return buf;
+	}
+	while (v >= 999.5 && u < 5) {
+		v /= 1024;
+		u++;
+	}
+	snprintf(buf, cap, v < 9.95 ? "%.1f%c" : "%.0f%c", v, unit[u]);
+	return buf;
+}
+
+/* s in at most w characters: its tail, after '~', if it is longer. */
+static const char *fit(const char *s, size_t w)
+{
+	static char buf[STORE_PATH_MAX + 2];
+	size_t len = strlen(s);
+
+	if (len <= w)
+		return s;
+	snprintf(buf, sizeof(buf), "~%s", s + len - (w - 1));
+	return buf;
+}
+
+static const char *row_state(const struct list_row *r)
+{
+	if (!r->counted)
+		return r->ci.backend_present ? store_state_name(r->ci.bs) : "-";
+	return r->stale ? "stale" : stats_state_name(r->st.state);
+}
+
+/* Every domain's channels: 100 columns, the endpoint's tail if it is long. */
+static void print_host_table(const struct list_row *rows, int n, FILE *out)
+{
+	fprintf(out, "%-14s %3s %-19s %-12s %7s %3s %5s %5s %5s %5s %s\n", "DOMAIN", "DEV",
+		"CHANNEL", "STATE", "SERVER", "CLI", "G>D", "D>G", "HELD", "DISC", "ENDPOINT");
+	for (int i = 0; i < n; i++) {
+		const struct list_row *r = &rows[i];
+		char dom[STORE_NAME_MAX + 16], pid[16], a[8], b[8], c[8], d[8];
+		bool live = r->counted && !r->stale;
+
+		snprintf(dom, sizeof(dom), "%u %s", r->domid, r->domain_name);
+		if (r->ci.pid)
+			snprintf(pid, sizeof(pid), "%ld", r->ci.pid);
+		else
+			snprintf(pid, sizeof(pid), "-");
+		fprintf(out, "%-14s %3u %-19s %-12s %7s %3s %5s %5s %5s %5s %s\n", fit(dom, 14),
+			r->ci.devid, fit(r->ci.name[0] ? r->ci.name : "-", 19), row_state(r),
+			fit(pid, 7), live ? (r->st.client ? "yes" : "no") : "-",
+			r->counted ? short_size(a, sizeof(a), r->st.from_guest) : "-",
+			r->counted ? short_size(b, sizeof(b), r->st.to_guest) : "-",
+			live ? short_size(c, sizeof(c), r->st.held) : "-",
+			r->counted ? short_size(d, sizeof(d), r->st.discarded) : "-",
+			fit(r->ci.endpoint[0] ? r->ci.endpoint : "-", 12));
+	}
+}
+
+/* One domain's channels: the table of before, and a line of counters below
+ * each channel that has them. */
+static void print_domain_table(const struct list_row *rows, int n, FILE *out)
+{
 	fprintf(out, "%-5s %-32s %-13s %-13s %-10s %-8s %-13s %s\n", "DEVID", "NAME",
 		"FRONTEND", "BACKEND", "CONN", "TYPE", "SERVER", "PATH/TTY");
 	for (int i = 0; i < n; i++) {
+		const struct hotplug_channel_info *ci = &rows[i].ci;
+		const struct stats_page *st = &rows[i].st;
 		char server[32];
 
-		static const char *const mark[] = {
-			[SERVER_GONE] = " (stale)", [SERVER_ALIVE] = "",
-			[SERVER_UNVERIFIED] = " (unverified)",
+		if (ci->pid == 0)
+			snprintf(server, sizeof(server), "-");
+		else if (hotplug_server(ci->pid, ci->pid_start) == SERVER_ALIVE)
+			snprintf(server, sizeof(server), "%ld", ci->pid);
+		else
+			snprintf(server, sizeof(server), "%ld (%s)", ci->pid,
+				 server_mark[hotplug_server(ci->pid, ci->pid_start)]);
+		fprintf(out, "%-5u %-32s %-13s %-13s %-10s %-8s %-13s %s\n", ci->devid,
+			ci->name[0] ? ci->name : "-", store_state_name(ci->fs),
+			ci->backend_present ? store_state_name(ci->bs) : "(none)",
+			ci->connection[0] ? ci->connection : "-",
+			ci->type[0] ? ci->type : "-", server,
+			ci->endpoint[0] ? ci->endpoint : "-");
+		if (rows[i].counted)
+			fprintf(out, "      %s%s, client %s, guest>dom0 %llu, dom0>guest %llu, held "
+				"%llu, discarded %llu in %llu episodes, %llu clients, %llu guest "
+				"reconnects, %llu refusals\n", rows[i].stale ? "stale: was " : "",
+				stats_state_name(st->state), st->client ? "yes" : "no",
+				(unsigned long long)st->from_guest,
+				(unsigned long long)st->to_guest, (unsigned long long)st->held,
+				(unsigned long long)st->discarded,
+				(unsigned long long)st->discard_episodes,
+				(unsigned long long)st->client_connects,
+				(unsigned long long)st->guest_reconnects,
+				(unsigned long long)st->refusals);
+	}
+}
+
+/* s as a JSON string, or null for "". */
+static void json_string(FILE *out, const char *s)
+{
+	if (s == NULL || s[0] == '\0') {
+		fputs("null", out);
+		return;
+	}
+	fputc('"', out);
+	for (; *s; s++) {
+		unsigned char ch = *s;
+
+		if (ch == '"' || ch == '\\')
+			fprintf(out, "\\%c", ch);
+		else if (ch < 0x20 || ch == 0x7f)
+			fprintf(out, "\\u%04x", ch);
+		else
+			fputc(ch, out);
+	}
+	fputc('"', out);
+}
+
+/* One key of a --json object: a string (NULL or "": null), a number, or a
+ * boolean (kind), each with whether it is known. */
+struct json_field {
+	const char *key;
+	char kind;                       /* 's', 'n', 'b' */
+	bool known;
+	const char *s;
+	unsigned long long n;
+};
+
+static void json_fields(FILE *out, const struct json_field *f, size_t n)
+{
+	for (size_t i = 0; i < n; i++) {
+		fprintf(out, "%s\"%s\": ", i == 0 ? "{" : i % 6 ? ", " : ",\n   ", f[i].key);
+		if (!f[i].known)
+			fputs("null", out);
+		else if (f[i].kind == 's')
+			json_string(out, f[i].s);
+		else if (f[i].kind == 'b')
+			fputs(f[i].n ? "true" : "false", out);
+		else
+			fprintf(out, "%llu", f[i].n);
+	}
+	fputc('}', out);
+}
+
+#define JS(k, v)     { k, 's', true, v, 0 }
+#define JN(k, ok, v) { k, 'n', ok, NULL, v }
+#define JB(k, ok, v) { k, 'b', ok, NULL, v }
+
+/* The schema (man page, --json): one object per channel, every key always
+ * there, null where unknown. */
+static void print_json(const struct list_row *rows, int n, FILE *out)
+{
+	fputc('[', out);
+	for (int i = 0; i < n; i++) {
+		const struct list_row *r = &rows[i];
+		const struct hotplug_channel_info *ci = &r->ci;
+		const struct stats_page *st = &r->st;
+		bool c = r->counted, live = c && !r->stale;
+		const struct json_field f[] = {
+			JN("domid", true, r->domid), JS("domain", r->domain_name),
+			JN("devid", true, ci->devid), JS("channel", ci->name),
+			JS("type", ci->type), JS("frontend_state", store_state_name(ci->fs)),
+			JS("backend_state", ci->backend_present ? store_state_name(ci->bs) : NULL),
+			JS("connection", ci->connection), JS("endpoint", ci->endpoint),
+			JN("server_pid", ci->pid != 0, ci->pid),
+			JS("server", ci->pid ? server_mark[hotplug_server(ci->pid, ci->pid_start)]
+			   : NULL),
+			JS("state", c ? stats_state_name(st->state) : NULL),
+			JB("stale", c, r->stale), JB("client", live, st->client),
+			JB("discarding", live, st->discarding), JN("started", c, st->started),
+			JN("bytes_from_guest", c, st->from_guest), JN("bytes_to_guest", c, st->to_guest),
+			JN("held", live, st->held), JN("discarded", c, st->discarded),
+			JN("discard_episodes", c, st->discard_episodes),
+			JN("client_connects", c, st->client_connects),
+			JN("guest_reconnects", c, st->guest_reconnects), JN("refusals", c, st->refusals),
 		};
 
-		if (ci[i].pid == 0)
-			snprintf(server, sizeof(server), "-");
-		else
-			snprintf(server, sizeof(server), "%ld%s", ci[i].pid,
-				 mark[hotplug_server(ci[i].pid, ci[i].pid_start)]);
-		fprintf(out, "%-5u %-32s %-13s %-13s %-10s %-8s %-13s %s\n", ci[i].devid,
-			ci[i].name[0] ? ci[i].name : "-", store_state_name(ci[i].fs),
-			ci[i].backend_present ? store_state_name(ci[i].bs) : "(none)",
-			ci[i].connection[0] ? ci[i].connection : "-",
-			ci[i].type[0] ? ci[i].type : "-", server,
-			ci[i].endpoint[0] ? ci[i].endpoint : "-");
+		fputs(i ? ",\n  " : "\n  ", out);
+		json_fields(out, f, sizeof(f) / sizeof(f[0]));
 	}
-	return ferror(out) ? EX_IOERR : 0;
+	fputs(n ? "\n]\n" : "]\n", out);
+}
+
+int hotplug_list(struct xs_handle *h, const struct store_channel *dom, bool every_domain,
+		 bool json, FILE *out)
+{
+	int max = every_domain ? LIST_HOST_MAX : LIST_MAX;
+	struct list_row *rows = calloc(max, sizeof(*rows));
+	unsigned *ids = calloc(LIST_DOMAINS_MAX, sizeof(*ids));
+	struct store_channel d;
+	char msg[256];
+	int n = 0, nd = 0, r = 0;
+
+	if (rows == NULL || ids == NULL) {
+		r = EX_OSERR;
+		goto out;
+	}
+	if (!every_domain)
+		n = list_domain(h, dom, rows, 0, max);
+	else if ((nd = store_domains(h, ids, LIST_DOMAINS_MAX)) < 0
+		 && (errno != EACCES || (n = list_backends(h, rows, max)) < 0)) {
+		fprintf(stderr, "xenchan-proxy: --list: listing %s: %s\n", PATH_DOMAINS,
+			strerror(errno));
+		r = EX_UNAVAILABLE;
+		goto out;
+	}
+	for (int i = 0; i < nd && n < max; i++) {
+		char id[16];
+
+		snprintf(id, sizeof(id), "%u", ids[i]);
+		d = *dom;
+		if (store_find_domain(h, id, &d, msg, sizeof(msg)) == STORE_OK)
+			n = list_domain(h, &d, rows, n, max);
+	}
+	if (json)
+		print_json(rows, n, out);
+	else if (every_domain)
+		print_host_table(rows, n, out);
+	else
+		print_domain_table(rows, n, out);
+	r = ferror(out) ? EX_IOERR : 0;
+out:
+	free(rows);
+	free(ids);
+	return r;
 }
 
 int hotplug_remove(struct xs_handle *h, const struct store_channel *ch, char *msg, size_t msglen)

@@ -81,8 +81,12 @@ struct hotplug_channel_info {
  * how many. */
 int hotplug_channels(struct xs_handle *h, const struct store_channel *dom,
 		     struct hotplug_channel_info *out, int max);
-/* xenchan-proxy --list DOMAIN: one line per channel, to out.  A sysexits code. */
-int hotplug_list(struct xs_handle *h, const struct store_channel *dom, FILE *out);
+/* xenchan-proxy --list [DOMAIN] [--json]: the channels of dom (or with
+ * every_domain, of every domain, dom giving the backend domid), with the
+ * counters of their proxies (stats.h), as a table or one JSON document (the
+ * man page's schema), to out.  A sysexits code. */
+int hotplug_list(struct xs_handle *h, const struct store_channel *dom, bool every_domain,
+		 bool json, FILE *out);
 /* xenchan-proxy --remove DOMAIN CHANNEL.  Returns a sysexits code. */
 int hotplug_remove(struct xs_handle *h, const struct store_channel *ch, char *msg,
 		   size_t msglen);

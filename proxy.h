@@ -23,6 +23,7 @@
 #include "held.h"
 #include "log.h"
 #include "ring.h"
+#include "stats.h"
 #include "store.h"
 #include "transcript.h"
 
@@ -43,6 +44,7 @@ struct options {
 	bool buffer_set;
 	bool overflow_keep;
 	unsigned create_devid;           /* --devid: 0 for the lowest free */
+	bool json;                       /* --list --json */
 	const char *user;                /* drop to this user before the loop */
 	bool no_seccomp;
 	int verbosity;                   /* -1 quiet, 0 default, 1 -v, 2 -vv */
@@ -104,6 +106,11 @@ struct totals {
 	unsigned long long in;           /* bytes put into in[] */
 	unsigned long long discarded;
 	unsigned long long caught_up;    /* rounds of catch_up (xenchan-proxy.c) that found more */
+	unsigned long long discard_episodes;  /* runs of discards, each ended by a byte
+					       * held or delivered (relay.c) */
+	bool discarding;                 /* in such a run now */
+	unsigned long long client_connects;
+	unsigned long long guest_connects;   /* times the backend said Connected */
 };
 
 /* Refusals and faults that repeat, logged 1st, 2nd, 4th... (repeat_log). */
@@ -125,10 +132,15 @@ struct drain {
 	int64_t deadline_ms;             /* ... or at this mono_ms() time */
 };
 
-/* systemd's readiness protocol (systemd.h). */
+/* systemd's readiness protocol (systemd.h), and where the channel stands
+ * (backend_report): STATUS= on each change, rate-limited. */
 struct notify {
 	int fd;                          /* connected to $NOTIFY_SOCKET, or -1 */
 	bool ready_sent;                 /* systemd has had READY=1 */
+	int sent;                        /* the standing last sent (backend.c), -1: none */
+	unsigned long long sent_discarded;   /* ... with this many bytes discarded */
+	bool pending;                    /* a change not sent yet: due at due_ms() */
+	int64_t tat_ms;                  /* the rate limit's clock (backend.c) */
 };
 
 struct proxy {
@@ -159,6 +171,10 @@ struct proxy {
 	struct retry retry;
 	struct drain drain;
 	struct notify notify;
+	struct stats_page *stats;        /* the live counters: the file's page, or a page
+					  * of our own when there is no file */
+	struct stats_file stats_file;
+	bool states_seen;                /* backend.c has read and acted on the states */
 	int sigfd;
 	bool created;                    /* we hot-plugged it: unplug on stop */
 	bool stop;

@@ -192,6 +192,7 @@ void relay_flush_held(struct proxy *p)
 	if (w > 0) {
 		unread_add(p, iov, cnt, w);
 		held_drop(&p->held, w);
+		p->totals.discarding = false;   /* there is room again */
 	} else if (w < 0) {
 		client_write_failed(p, errno);
 	}
@@ -223,6 +224,9 @@ static ssize_t read_recorded(struct proxy *p, const struct iovec *iov, int cnt, 
 static void discard(struct proxy *p, size_t n, unsigned long long offset)
 {
 	p->totals.discarded += n;
+	if (!p->totals.discarding)
+		p->totals.discard_episodes++;
+	p->totals.discarding = true;
 	if (repeat_log(&p->rep.discard))
 		log_line(&p->log, XTL_WARN, -1, "discarded %zu bytes from the guest at stream "
 			 "offset %llu: client %s and %zu bytes already held (total discarded %llu)",
@@ -279,6 +283,8 @@ void relay_pump_out(struct proxy *p)
 		log_line(&p->log, XTL_WARN, -1, "buffer of %zu bytes full: the guest waits "
 			 "(overflow keep)", p->held.bound);
 	}
+	if (dropped == 0 && taken > 0)
+		p->totals.discarding = false;   /* a byte kept or delivered ends a run */
 	/* Nothing held may remind us of what is left: ask for the client's
 	 * POLLOUT, since the guest, with its ring full, sends no event. */
 	p->flow.out_waiting = taken < (size_t)avail && relay_client_writable(p);

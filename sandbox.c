@@ -168,6 +168,7 @@ static int allow_needs(scmp_filter_ctx ctx, const struct sandbox_needs *need)
 					       SCMP_A1(SCMP_CMP_MASKED_EQ, SOCK_TYPE_MASK, SOCK_STREAM) };
 	struct scmp_arg_cmp own_pid = SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)getpid());
 	struct scmp_arg_cmp evtchn_fd = SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)need->evtchn_fd);
+	struct scmp_arg_cmp counters_dir = SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)need->counters_dirfd);
 	int r = allow(ctx, "mmap", 1, &no_exec) || allow(ctx, "mprotect", 1, &no_exec)
 		|| allow(ctx, "tgkill", 1, &own_pid)
 		/* gntdev: map, then find the offset to unmap and unmap (libxengnttab) */
@@ -193,6 +194,9 @@ static int allow_needs(scmp_filter_ctx ctx, const struct sandbox_needs *need)
 			|| allow(ctx, "newfstatat", 0, NULL);
 	if (r == 0 && need->unlink_at_exit)
 		r = allow(ctx, "unlink", 0, NULL) || allow(ctx, "unlinkat", 0, NULL);
+	/* The counters file, at exit: in its own directory only. */
+	if (r == 0 && need->counters_dirfd >= 0 && !need->unlink_at_exit)
+		r = allow(ctx, "unlinkat", 1, &counters_dir);
 	return r ? -EINVAL : 0;
 }
 

@@ -19,6 +19,8 @@ struct sandbox_needs {
 	bool socket_client;     /* SIOCOUTQ on a socket client */
 	bool transcript;        /* reopened on SIGHUP */
 	bool unlink_at_exit;    /* a socket or link of ours to remove */
+	int counters_dirfd;     /* unlinkat in this directory only (our counters
+				 * file, stats.h), or -1 */
 };
 
 /* No way back to more privilege: no_new_privs, an empty capability

@@ -161,6 +161,36 @@ enum store_result store_find_domain(struct xs_handle *h, const char *arg,
 	return domain_by_name(h, arg, ch, msg, msglen);
 }
 
+static int id_order(const void *a, const void *b)
+{
+	unsigned x = *(const unsigned *)a, y = *(const unsigned *)b;
+
+	return x < y ? -1 : x > y;
+}
+
+int store_numbered(struct xs_handle *h, const char *path, unsigned long limit, unsigned *ids,
+		   int max)
+{
+	unsigned int n;
+	unsigned long id;
+	char **kids = xs_directory(h, XBT_NULL, path, &n);
+	int found = 0;
+
+	if (kids == NULL)
+		return -1;
+	for (unsigned int i = 0; i < n && found < max; i++)
+		if (strict_canonical(kids[i], limit, &id))
+			ids[found++] = id;
+	free(kids);
+	qsort(ids, found, sizeof(*ids), id_order);
+	return found;
+}
+
+int store_domains(struct xs_handle *h, unsigned *ids, int max)
+{
+	return store_numbered(h, PATH_DOMAINS, DOMID_MAX, ids, max);
+}
+
 /* ---- finding the channel --------------------------------------------------------- */
 
 bool store_devid(const char *entry, unsigned long *devid)

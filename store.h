@@ -73,6 +73,13 @@ bool store_own_domid(struct xs_handle *h, unsigned *domid);
 /* Find DOMAIN (domid or name).  On failure, msg says why (names found). */
 enum store_result store_find_domain(struct xs_handle *h, const char *arg,
 				    struct store_channel *ch, char *msg, size_t msglen);
+/* The domids under /local/domain (as we write them), ascending, at most
+ * max; -1 (errno) if they cannot be listed: for --list of every domain. */
+int store_domains(struct xs_handle *h, unsigned *ids, int max);
+/* The same for any directory: its children that are numbers as we write
+ * them, up to limit (a driver domain's backends, their devices). */
+int store_numbered(struct xs_handle *h, const char *path, unsigned long limit, unsigned *ids,
+		   int max);
 /* Find CHANNEL (devid or name) of ch->domid; fills fe, be, devid, name.
  * Where D's device/console cannot be listed (a driver domain), the channels
  * are those of our backend directory for D, /local/domain/B/backend/console/D,

@@ -76,7 +76,8 @@ static void name_log(struct proxy *p)
 			 p->ch.domain_name[0] ? ")" : "",
 			 p->ch.name[0] ? p->ch.name : p->opt.channel);
 	else
-		log_name(&p->log, "domain %s channel %s", p->opt.domain, p->opt.channel);
+		log_name(&p->log, "domain %s channel %s", p->opt.domain ? p->opt.domain : "*",
+			 p->opt.channel);
 }
 
 /* ---- options -------------------------------------------------------------- */
@@ -85,7 +86,7 @@ static const char usage_text[] =
 "usage: xenchan-proxy [options] DOMAIN CHANNEL   (or DOMAIN:CHANNEL)\n"
 "       xenchan-proxy --create [options] DOMAIN CHANNEL\n"
 "       xenchan-proxy --remove DOMAIN CHANNEL\n"
-"       xenchan-proxy --list DOMAIN\n"
+"       xenchan-proxy --list [--json] [DOMAIN]\n"
 "  DOMAIN   domid, or domain name (the /local/domain/*/name node)\n"
 "  CHANNEL  channel name (the frontend \"name\" node), or a devid number\n"
 "  -l, --listen PATH      create a listening Unix socket; one client at a time\n"
@@ -103,7 +104,9 @@ static const char usage_text[] =
 "      --create           hot-plug CHANNEL on the running domain; unplug it on exit\n"
 "      --devid N          with --create: at devid N (1-9), as before a save\n"
 "      --remove           unplug a hot-plugged CHANNEL (its proxy does it, or this)\n"
-"      --list             show DOMAIN's channels, their states and servers\n"
+"      --list             show DOMAIN's channels (or every domain's), their states,\n"
+"                         servers and counters\n"
+"      --json             with --list: one JSON document (the man page's schema)\n"
 "  -u, --user USER        run the relay loop as USER (and its groups)\n"
 "      --no-seccomp       do not install the system-call filter (debugging)\n"
 "  -v, --verbose (repeat for more), -q, --quiet, -h, --help, -V, --version\n";
@@ -155,9 +158,9 @@ static int parse_operands(struct options *o, int n, char **arg)
 	char *colon;
 
 	if (o->command == MODE_LIST) {
-		if (n != 1)
-			return usage("--list takes DOMAIN");
-		o->domain = arg[0];
+		if (n > 1)
+			return usage("--list takes at most DOMAIN");
+		o->domain = n ? arg[0] : NULL;
 		o->channel = "";
 		return 0;
 	}
@@ -178,7 +181,7 @@ static int parse_operands(struct options *o, int n, char **arg)
 	return usage("expected DOMAIN and CHANNEL");
 }
 
-enum { OPT_BUFFER = 256, OPT_OVERFLOW, OPT_CREATE, OPT_DEVID, OPT_REMOVE, OPT_LIST,
+enum { OPT_BUFFER = 256, OPT_OVERFLOW, OPT_CREATE, OPT_DEVID, OPT_REMOVE, OPT_LIST, OPT_JSON,
        OPT_NO_SECCOMP, OPT_TRANSCRIPT_MAX };
 static const struct option longopts[] = {
 	{ "listen", required_argument, NULL, 'l' },
@@ -195,6 +198,7 @@ static const struct option longopts[] = {
 	{ "devid", required_argument, NULL, OPT_DEVID },
 	{ "remove", no_argument, NULL, OPT_REMOVE },
 	{ "list", no_argument, NULL, OPT_LIST },
+	{ "json", no_argument, NULL, OPT_JSON },
 	{ "user", required_argument, NULL, 'u' },
 	{ "no-seccomp", no_argument, NULL, OPT_NO_SECCOMP },
 	{ "verbose", no_argument, NULL, 'v' },
@@ -250,6 +254,7 @@ static int take_option(struct options *o, int c, char *arg)
 		break;
 	case OPT_REMOVE: o->command = MODE_REMOVE; break;
 	case OPT_LIST: o->command = MODE_LIST; break;
+	case OPT_JSON: o->json = true; break;
 	case 'u': o->user = arg; break;
 	case OPT_NO_SECCOMP: o->no_seccomp = true; break;
 	case 'v': o->verbosity++; break;
@@ -274,6 +279,8 @@ static int parse_options(struct options *o, int argc, char **argv)
 		return r;
 	if (o->create_devid && o->command != MODE_CREATE)
 		return usage("--devid goes with --create");
+	if (o->json && o->command != MODE_LIST)
+		return usage("--json goes with --list");
 	return parse_operands(o, argc - optind, argv + optind);
 }
 
@@ -545,14 +552,16 @@ struct proxy *proxy_new(void)
 
 	if (p == NULL)
 		return NULL;
-	p->sigfd = p->tr.fd = p->notify.fd = p->event_port = -1;
+	p->sigfd = p->tr.fd = p->notify.fd = p->notify.sent = p->event_port = -1;
 	p->log.program = "xenchan-proxy";
 	endpoint_init(&p->ep, EP_NONE, NULL, 0);
+	stats_init(&p->stats_file);
 	return p;
 }
 
 void proxy_free(struct proxy *p)
 {
+	stats_remove(&p->stats_file);
 	relay_release(p);
 	endpoint_close(&p->ep);
 	held_free(&p->held);
@@ -770,13 +779,62 @@ static void on_client_ready(struct proxy *p, const struct pollfd *pfd)
 
 static void new_client(struct proxy *p, bool ok)
 {
-	if (ok)
+	if (ok) {
 		held_init(&p->client.unread, 2 * p->ep.sndbuf);
+		p->totals.client_connects++;
+	}
 	if (ok)
 		log_line(&p->log, XTL_INFO, -1, "client connected (%zu bytes held for it)",
 			 p->held.len);
 	else if (p->ep.kind == EP_CONNECT && repeat_log(&p->rep.connect))
 		log_line(&p->log, XTL_INFO, -1, "%s; retrying in %d ms", p->ep.err, p->ep.retry_ms);
+}
+
+/* The live counters (stats.h): a few stores into the mapped page, each
+ * turn; no system call. */
+static void publish_counters(struct proxy *p)
+{
+	static const uint32_t state_of[] = {
+		[STANDING_WAITING] = STATS_WAITING, [STANDING_NO_CLIENT] = STATS_CONNECTED,
+		[STANDING_CLIENT] = STATS_CONNECTED, [STANDING_DISCARDING] = STATS_CONNECTED,
+		[STANDING_CLOSING] = STATS_CLOSING, [STANDING_REFUSED] = STATS_REFUSED,
+		[STANDING_ENDING] = STATS_ENDING,
+	};
+	struct stats_page *s = p->stats;
+
+	stats_put32(&s->state, state_of[backend_standing(p)]);
+	stats_put32(&s->client, endpoint_has_client(&p->ep));
+	stats_put32(&s->discarding, p->totals.discarding);
+	stats_put(&s->from_guest, p->totals.out);
+	stats_put(&s->to_guest, p->totals.in);
+	stats_put(&s->held, p->held.len);
+	stats_put(&s->discarded, p->totals.discarded);
+	stats_put(&s->discard_episodes, p->totals.discard_episodes);
+	stats_put(&s->client_connects, p->totals.client_connects);
+	stats_put(&s->guest_reconnects, p->totals.guest_connects ? p->totals.guest_connects - 1 : 0);
+	stats_put(&s->refusals, p->rep.refuse.n);
+}
+
+/* The counters file, made before the sandbox (which admits only its
+ * removal at the end).  Without it the proxy serves all the same. */
+static void open_counters(struct proxy *p)
+{
+	static struct stats_page own;   /* where the counters go when there is no file */
+	struct stats_page head = {
+		.pid = (uint64_t)getpid(), .pid_start = hotplug_own_start(),
+		.started = (uint64_t)time(NULL), .domid = p->ch.domid, .devid = p->ch.devid,
+		.backend_domid = p->ch.backend_domid,
+	};
+	char err[PATH_MAX + 128];
+
+	snprintf(head.endpoint, sizeof(head.endpoint), "%s", endpoint_name(p));
+	p->stats = &own;
+	if (stats_create(&p->stats_file, &head, p->ep.user_uid, p->ep.user_gid, err,
+			 sizeof(err)) < 0)
+		log_line(&p->log, XTL_WARN, -1, "no live counters: %s", err);
+	else
+		p->stats = p->stats_file.page;
+	publish_counters(p);
 }
 
 static void loop_once(struct proxy *p)
@@ -824,6 +882,8 @@ static void loop_once(struct proxy *p)
 	    && (p->held.len == 0 || !relay_client_writable(p) || n == 0
 		|| (p->drain.on && mono_until(p->drain.deadline_ms) == 0)))
 		p->stop = true;
+	publish_counters(p);
+	backend_report(p);
 }
 
 /* Which endpoint: an option, else a socket systemd passed, else (not for
@@ -862,7 +922,8 @@ static int enter_sandbox(struct proxy *p)
 		.gnttab_fd = xengnttab_fd(p->gnt), .evtchn_fd = xenevtchn_fd(p->evt),
 		.accept = p->ep.kind == EP_LISTEN, .connect = p->ep.kind == EP_CONNECT,
 		.socket_client = endpoint_is_socket(&p->ep),
-		.transcript = p->opt.transcript != NULL, .unlink_at_exit = p->ep.created_path,
+		.transcript = p->opt.transcript != NULL,
+		.unlink_at_exit = p->ep.created_path, .counters_dirfd = p->stats_file.dirfd,
 	};
 	char err[256];
 	int r = sandbox_drop_privileges(p->opt.user, err, sizeof(err));
@@ -902,9 +963,9 @@ static int proxy_setup(struct proxy *p)
 	publish_tty(p);
 	if ((r = backend_start(p)))
 		return r;
+	open_counters(p);
 	if (hotplug_write_server(p->xs, &p->ch, getpid(), hotplug_own_start()) != STORE_OK)
 		log_line(&p->log, XTL_WARN, errno, "xs_write %s/xenchan-pid", p->ch.be);
-	systemd_notify(p->notify.fd, "STATUS=waiting for the guest to connect");
 	log_line(&p->log, XTL_INFO, -1, "serving %s (backend %s) on %s, holding up to %zu bytes",
 		 p->ch.fe, p->ch.be, endpoint_name(p), p->held.bound);
 	return enter_sandbox(p);
@@ -948,10 +1009,14 @@ static int run_command(struct proxy *p)
 		log_line(&p->log, XTL_ERROR, errno, "xs_open (is xenstored running?)");
 		return EX_UNAVAILABLE;
 	}
+	if (p->opt.command == MODE_LIST && p->opt.domain == NULL) {
+		p->ch.backend_domid = p->opt.backend_domid;
+		return hotplug_list(p->xs, &p->ch, true, p->opt.json, stdout);
+	}
 	if ((r = find_channel(p)) != 0)
 		return r;
 	if (p->opt.command == MODE_LIST)
-		return hotplug_list(p->xs, &p->ch, stdout);
+		return hotplug_list(p->xs, &p->ch, false, p->opt.json, stdout);
 	r = hotplug_remove(p->xs, &p->ch, msg, sizeof(msg));
 	log_line(&p->log, r ? XTL_ERROR : XTL_INFO, -1, "--remove: %s", msg);
 	return r;

@@ -602,7 +602,8 @@ class SimHost:
     """A simulated Xen host (xenstored-sim and the state directory).
 
     Attributes: dir (the host's directory), env (os.environ plus XENSIM_DIR,
-    XENSTORED_PATH, LD_LIBRARY_PATH, for anything run on the host), build
+    XENSTORED_PATH, LD_LIBRARY_PATH, for anything run on the host, and
+    XENCHAN_RUNTIME_DIR = DIR/run, the proxies' counters), build
     (the build directory), xs (an xslib.XS connected as dom0).
     """
 
@@ -636,6 +637,8 @@ class SimHost:
                 self.env[k] = v
         for k in ("XENSIM_DIR", "XENSTORED_PATH", "LD_LIBRARY_PATH"):
             assert k in self.env, "xensim start printed no %s: %r" % (k, r.stdout)
+        # The proxies' runtime directory (their counters files), this host's own.
+        self.env["XENCHAN_RUNTIME_DIR"] = os.path.join(self.dir, "run")
         with open(os.path.join(self.dir, "xenstored.pid")) as f:
             self.daemon_pid = int(f.read())
         with open(os.path.join(self.dir, "simhvd.pid")) as f:

@@ -260,6 +260,10 @@ def test_flapping_guest_cannot_flood_the_log(host):
 def test_bad_ring_ref_and_port(host, ring_ref, port):
     pr = Pair(host, guest=False)
     d, n = pr.d, pr.n
+    # The proxy's first turn writes InitWait; the offers come after it (a
+    # frontend already Initialised at that turn is attached at once, and a
+    # failed attach leaves the backend at Initialising).
+    host.wait_xs(be(d, n) + "/state", "2")
     with XS(host.env["XENSTORED_PATH"]) as guest:
         guest.as_domain(d)
         for leaf, value in (("ring-ref", ring_ref), ("port", port)):

@@ -101,6 +101,21 @@ class Notify:
             if set(fields) - {"STATUS"}:
                 return fields, pid
 
+    def status(self, want, timeout=10):
+        """Wait until a STATUS= says want (a str, or a callable true for it);
+        returns it.  TimeoutError (with the STATUS= lines seen) if none."""
+        end = time.monotonic() + timeout
+        ok = want if callable(want) else (lambda s: s == want)
+        seen = len(self.statuses)
+        while True:
+            for s in self.statuses[seen:]:
+                seen += 1
+                if ok(s):
+                    return s
+            if not select.select([self.sock], [], [], max(0, end - time.monotonic()))[0]:
+                raise TimeoutError("no STATUS=%r within %gs; seen %r" % (want, timeout, self.statuses))
+            self._recv_one()
+
     def close(self):
         self.sock.close()
 
@@ -287,26 +302,29 @@ def test_instance_names_through_systemd_escape(host):
 # ---- readiness -----------------------------------------------------------------------
 
 @pytest.mark.timeout(60)
-def test_ready_only_after_connected(host):
-    """READY=1 comes from the proxy's own pid once the backend is Connected,
-    not while it waits for the guest (InitWait); STOPPING=1 on SIGTERM, which
-    leaves the configured channel Connected."""
+def test_ready_once_serving_before_the_guest(host):
+    """READY=1 comes from the proxy's own pid once it serves: its endpoint
+    open and the backend at InitWait, waiting for the guest, so a unit's
+    start does not block on a guest that is paused or still booting.  Then
+    STATUS= follows where it stands (waiting, connected without and with a
+    client); STOPPING=1 on SIGTERM, which leaves the configured channel
+    Connected."""
     notify = Notify(host.dir)
     d, n, ts = channel_with_toolstack_socket(host)
-    p = host.proxy("--", "web1:" + CHANNEL, check_ready=ts, env=notify.env(host))
-    host.wait_xs(be(d, n) + "/state", "2")
-    # The endpoint is open and the backend announced: everything but the
-    # guest is there, and a READY=1 sent at start-up would be queued by now.
-    assert not notify.pending(), "READY before the guest connected: %r" % (notify.recv(),)
-    with wait_socket_connectable(ts) as c:
-        assert not notify.pending()
+    p = host.proxy("--", "web1:" + CHANNEL, check_ready=False, env=notify.env(host))
+    fields, pid = notify.recv()
+    assert fields.get("READY") == "1", fields
+    assert pid == p.proc.pid
+    assert fields.get("STATUS") == "waiting for the guest", fields
+    # Ready means served: the endpoint listens and the backend waits.
+    assert host.xs.read(be(d, n) + "/state") == b"2"
+    with wait_socket_connectable(ts, proc=p.proc) as c:
         g = host.guest(d, n)
-        fields, pid = notify.recv()
-        assert fields.get("READY") == "1", fields
-        assert pid == p.proc.pid
-        assert host.xs.read(be(d, n) + "/state") == b"4"
+        connected(host, d, n)
+        notify.status("connected, client")
         with g.connect() as t:
             exchange(c, t, 1 << 16)
+    notify.status("connected, no client")
     p.signal(signal.SIGTERM)
     fields, pid = notify.recv()
     assert fields.get("STOPPING") == "1" and pid == p.proc.pid, fields
@@ -314,6 +332,28 @@ def test_ready_only_after_connected(host):
     assert host.xs.read(be(d, n) + "/state") == b"4"
     assert host.xs.read(fe(d, n) + "/state") == b"4"
     assert not notify.pending()
+    assert notify.statuses == ["waiting for the guest", "connected, client",
+                               "connected, no client"], notify.statuses
+    notify.close()
+
+
+@pytest.mark.timeout(60)
+def test_status_when_the_guest_comes_before_the_client(host):
+    """The guest connects before any client: "connected, no client", then
+    "connected, client" when one comes."""
+    notify = Notify(host.dir)
+    d, n, ts = channel_with_toolstack_socket(host)
+    g = host.guest(d, n)
+    p = host.proxy("--", "web1:" + CHANNEL, check_ready=ts, env=notify.env(host))
+    connected(host, d, n)
+    # The guest was there first: the proxy attached in its first turn, and
+    # READY=1 came with where it then stood.
+    assert notify.recv()[0] == {"READY": "1", "STATUS": "connected, no client"}
+    with wait_socket_connectable(ts) as c, g.connect() as t:
+        notify.status("connected, client")
+        exchange(c, t, 4096)
+    p.signal(signal.SIGTERM)
+    assert p.wait() == 0
     notify.close()
 
 
@@ -395,7 +435,7 @@ def test_systemd_socket_activate(host, monkeypatch):
     notify = Notify(host.dir)
     # It passes the child only TERM, PATH, HOME and what -E names.
     words = [tool, "-l", path]
-    for k in ("XENSTORED_PATH", "LD_LIBRARY_PATH", "XENSIM_DIR"):
+    for k in ("XENSTORED_PATH", "LD_LIBRARY_PATH", "XENSIM_DIR", "XENCHAN_RUNTIME_DIR"):
         words += ["-E", "%s=%s" % (k, host.env[k])]
     words += ["-E", "NOTIFY_SOCKET=" + notify.path, "--"]
     monkeypatch.setenv("XENCHAN_WRAPPER", shlex.join(words) + " " +

@@ -35,7 +35,7 @@ FUZZ_OBJS_ring  = $(FUZZ_B)/fuzz-ring.o $(FUZZ_B)/proxy/ring.o
 FUZZ_OBJS_held  = $(FUZZ_B)/fuzz-held.o $(FUZZ_B)/proxy/held.o
 FUZZ_OBJS_parse = $(FUZZ_B)/fuzz-parse.o $(FUZZ_B)/proxy/store.o $(FUZZ_B)/proxy/strict.o
 FUZZ_OBJS_store = $(FUZZ_B)/fuzz-store.o $(FUZZ_B)/proxy/store.o $(FUZZ_B)/proxy/hotplug.o \
-                  $(FUZZ_B)/proxy/strict.o
+                  $(FUZZ_B)/proxy/strict.o $(FUZZ_B)/proxy/stats.o
 FUZZ_LIBS_parse = $(FUZZ_STORE_LIBS)
 
 $(FUZZ_B)/proxy/%.o: $(FUZZ_SRC)/%.c $(FUZZ_B)/proxy/%.d
