@@ -438,7 +438,10 @@ def test_crashed_proxy_restarted_and_reattaches(host):
     old_pts = host.xs.read(fe(d, 2) + "/tty").decode()
     old = dm.proxy_pid(2)
     os.kill(old, signal.SIGKILL)
-    wait_new_proxy(host, dm, 2, old)
+    new2 = wait_new_proxy(host, dm, 2, old)
+    # The dm answers for a restarted proxy's pty once its own watch has seen
+    # that proxy ready (until then "disconnected:pty", as QEMU says).
+    dm.wait_log(r"libxl-channel2: channel \S+ served again by pid %d" % new2)
     pts = host.xs.read(fe(d, 2) + "/tty").decode()
     chardevs = {c["label"]: c for c in libxl_qmp(dm.qmp, "query-chardev")}
     assert chardevs["libxl-channel2"]["filename"] == "pty:" + pts
