@@ -421,7 +421,8 @@ int hotplug_channels(struct xs_handle *h, const struct store_channel *dom,
 	struct store_consoles c;
 	int found = 0;
 
-	store_scan_consoles(h, XBT_NULL, dom->domid, &c);   /* unreadable: none */
+	if (!store_scan_consoles(h, XBT_NULL, dom->domid, &c))
+		return -1;
 	for (unsigned i = 0; i < c.n && found < max; i++) {
 		struct store_channel ch = *dom;
 		unsigned long id;
@@ -470,14 +471,17 @@ static int list_domain(struct xs_handle *h, const struct store_channel *dom,
 	struct hotplug_channel_info ci[LIST_MAX];
 	int n = hotplug_channels(h, dom, ci, max - from < LIST_MAX ? max - from : LIST_MAX);
 
+	if (n < 0)
+		return -1;
 	for (int i = 0; i < n; i++)
 		fill_row(&rows[from + i], dom, &ci[i]);
 	return from + n;
 }
 
-/* In a driver domain, which may not list /local/domain: the channels it
- * serves, below its own backend directory (store_own_domid). */
-static int list_backends(struct xs_handle *h, struct list_row *rows, int max)
+/* In a driver domain, which may not list /local/domain nor another
+ * domain's device directory: the channels it serves, below its own backend
+ * directory (store_own_domid); those of domain only, unless only is -1. */
+static int list_backends(struct xs_handle *h, struct list_row *rows, int max, long only)
 {
 	unsigned doms[LIST_MAX], devs[LIST_MAX];
 	char raw[16], path[STORE_PATH_MAX], name[STORE_NAME_MAX];
@@ -494,6 +498,9 @@ static int list_backends(struct xs_handle *h, struct list_row *rows, int max)
 		struct store_channel dom = { .domid = doms[i], .backend_domid = self };
 		char msg[256];
 		int nn;
+
+		if (only >= 0 && doms[i] != only)
+			continue;
 
 		snprintf(path, sizeof(path), PATH_BACKENDS "/%u", self, doms[i]);
 		nn = store_numbered(h, path, CONSOLE_DEVID_MAX, devs, LIST_MAX);
@@ -721,10 +728,13 @@ int hotplug_list(struct xs_handle *h, const struct store_channel *dom, bool ever
 		r = EX_OSERR;
 		goto out;
 	}
-	if (!every_domain)
-		n = list_domain(h, dom, rows, 0, max);
-	else if ((nd = store_domains(h, ids, LIST_DOMAINS_MAX)) < 0
-		 && (errno != EACCES || (n = list_backends(h, rows, max)) < 0)) {
+	if (!every_domain) {
+		/* D's device directory unreadable here: a driver domain's view. */
+		if ((n = list_domain(h, dom, rows, 0, max)) < 0
+		    && (errno != EACCES || (n = list_backends(h, rows, max, dom->domid)) < 0))
+			n = 0;
+	} else if ((nd = store_domains(h, ids, LIST_DOMAINS_MAX)) < 0
+		 && (errno != EACCES || (n = list_backends(h, rows, max, -1)) < 0)) {
 		fprintf(stderr, "xenchan-proxy: --list: listing %s: %s\n", PATH_DOMAINS,
 			strerror(errno));
 		r = EX_UNAVAILABLE;
@@ -735,8 +745,11 @@ int hotplug_list(struct xs_handle *h, const struct store_channel *dom, bool ever
 
 		snprintf(id, sizeof(id), "%u", ids[i]);
 		d = *dom;
-		if (store_find_domain(h, id, &d, msg, sizeof(msg)) == STORE_OK)
-			n = list_domain(h, &d, rows, n, max);
+		if (store_find_domain(h, id, &d, msg, sizeof(msg)) == STORE_OK) {
+			int m = list_domain(h, &d, rows, n, max);
+
+			n = m < 0 ? n : m;      /* unreadable: none */
+		}
 	}
 	if (json)
 		print_json(rows, n, out);

@@ -78,7 +78,7 @@ struct hotplug_channel_info {
 	unsigned long long pid_start;
 };
 /* The channels (console devices but 0) of dom->domid, at most max; returns
- * how many. */
+ * how many, or -1 (errno) if its console directory cannot be listed. */
 int hotplug_channels(struct xs_handle *h, const struct store_channel *dom,
 		     struct hotplug_channel_info *out, int max);
 /* xenchan-proxy --list [DOMAIN] [--json]: the channels of dom (or with

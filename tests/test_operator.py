@@ -317,3 +317,15 @@ def test_list_in_a_driver_domain(host):
     assert r.returncode == 0, r.stderr
     assert [l.split()[:4] for l in r.stdout.splitlines()[1:]] == \
         [[str(d), str(n), "org.example.dd", "Initialising"]], r.stdout
+    # --list DOMAIN too: B may not list D's device directory, so the channels
+    # are those of B's backend directory for D.
+    r = subprocess.run(host.proxy_argv() + ["--list", str(d), "--json"], env=host.domain_env(b),
+                       capture_output=True, text=True, timeout=20)
+    assert r.returncode == 0, r.stderr
+    doc = json.loads(r.stdout)
+    check_schema(doc)
+    assert [(o["domid"], o["devid"], o["channel"]) for o in doc] == \
+        [(d, n, "org.example.dd")], doc
+    r = subprocess.run(host.proxy_argv() + ["--list", str(other), "--json"],
+                       env=host.domain_env(b), capture_output=True, text=True, timeout=20)
+    assert r.returncode == 0 and json.loads(r.stdout) == [], r.stdout + r.stderr
