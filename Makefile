@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # xenchan-proxy: a Xen PV channel backend.  See README.md.
 VERSION   = 0.1.0
 CC       ?= cc
@@ -5,6 +6,8 @@ PKG_CONFIG ?= pkg-config
 PYTHON   ?= /usr/bin/python3
 CFLAGS   ?= -O2 -g
 WARN      = -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE
+# Every object also writes its header dependencies (B/x.d), read back below.
+DEPFLAGS  = -MMD -MP
 # B is the build directory: build/ normally, build-asan/ for the sanitizer run.
 B        ?= build
 SAN      ?=
@@ -18,15 +21,25 @@ XEN_PKGS  = xenstore xengnttab xenevtchn xentoollog libseccomp
 XEN_CFLAGS := $(shell $(PKG_CONFIG) --cflags $(XEN_PKGS) 2>/dev/null)
 XEN_LIBS   := $(shell $(PKG_CONFIG) --libs $(XEN_PKGS) 2>/dev/null)
 
-PROXY_SRCS = xenchan-proxy.c relay.c backend.c ring.c xs.c endpoint.c held.c hotplug.c sandbox.c \
-             systemd.c log.c transcript.c
-PROXY_OBJS = $(PROXY_SRCS:%.c=$(B)/%.o)
+# xenchan-proxy (README.md, "Design"): the loop, the xenbus state machine,
+# the relay and what it serves with, the xenstore modules, the leaves main
+# calls; then what both programs share (strict.c, log.c, unixsock.c).
+PROXY_OBJS = $(addprefix $(B)/, xenchan-proxy.o backend.o relay.o ring.o held.o endpoint.o \
+               transcript.o store.o hotplug.o sandbox.o systemd.o \
+               strict.o log.o unixsock.o)
+# The unit tests (tests/test-units.c) of the pure parts.
+UNIT_OBJS  = $(addprefix $(B)/, tests/test-units.o ring.o held.o store.o strict.o log.o)
 
 all: xenchan-proxy sim $(B)/bench/benchcli
 
-$(B)/%.o: %.c $(wildcard *.h)
+# Sources in subdirectories include the root's headers as "x.h".  An object
+# without its .d (built before there were any) is built again; the object is
+# touched last, as some compilers write the .d after it.
+$(B)/%.o: %.c $(B)/%.d
 	@mkdir -p $(@D)
-	$(CC) $(WARN) $(CFLAGS) $(XEN_CFLAGS) -DXENCHAN_VERSION='"$(VERSION)"' -c -o $@ $<
+	$(CC) $(WARN) $(DEPFLAGS) $(CFLAGS) -I. $(XEN_CFLAGS) -DXENCHAN_VERSION='"$(VERSION)"' \
+	  -c -o $@ $<
+	@touch $@
 
 $(B)/xenchan-proxy: $(PROXY_OBJS)
 	$(CC) $(LDFLAGS) -o $@ $^ $(XEN_LIBS)
@@ -42,9 +55,21 @@ $(B)/bench/benchcli: bench/benchcli.c
 
 include tests/sim/sim.mk
 include tests/fuzz/fuzz.mk
--include tests/xen/xen.mk
--include dm.mk
--include install.mk
+include tests/xen/xen.mk
+include dm/dm.mk
+include install.mk
+
+# The header dependencies the compiler wrote, one .d beside each object (none
+# before the first build).  Named as targets, a missing one makes its object
+# be built again (one built before there were any).
+DEPFILES = $(sort $(PROXY_OBJS:.o=.d) $(UNIT_OBJS:.o=.d) $(DM_OBJS:.o=.d))
+$(DEPFILES):
+DEPS = $(wildcard $(DEPFILES))
+-include $(DEPS)
+
+# make -s print-VAR: the value of VAR (tests ask for PROXY_OBJS and DM_PROG).
+print-%:
+	@printf '%s\n' '$($*)'
 
 # ---- tests -------------------------------------------------------------------
 # Every hermetic test (README.md, "Tests").  PYTEST_ARGS adds pytest options.
@@ -63,9 +88,8 @@ bench: all
 unit: $(B)/tests/test-units
 	$(B)/tests/test-units
 
-$(B)/tests/test-units: tests/test-units.c ring.c held.c xs.c log.c ring.h held.h xs.h log.h
-	@mkdir -p $(@D)
-	$(CC) $(WARN) $(CFLAGS) $(XEN_CFLAGS) $(LDFLAGS) -I. -o $@ tests/test-units.c ring.c held.c xs.c log.c $(XEN_LIBS)
+$(B)/tests/test-units: $(UNIT_OBJS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(XEN_LIBS)
 
 # LeakSanitizer's exit-time check and valgrind make system calls the seccomp
 # filter refuses: these runs pass --no-seccomp (the harness reads the

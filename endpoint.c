@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * endpoint.c - listen, connect, pty and stdio endpoints (see endpoint.h).
  * Errors are left in ep->err as "syscall path: reason" for the caller to log.
@@ -20,9 +21,11 @@
 #include <termios.h>
 #include <unistd.h>
 #include "endpoint.h"
+#include "unixsock.h"
 
-#define RETRY_FIRST_MS 100
-#define RETRY_MAX_MS   5000
+/* --connect retries a refused connect after 100 ms, doubling to 5 s. */
+#define CONNECT_RETRY_FIRST_MS 100
+#define CONNECT_RETRY_MAX_MS   5000
 /* A small send buffer bounds what a dying client can take unread with it,
  * and so what we replay to the next one; 2 KiB rings need little more. */
 #define CLIENT_SNDBUF  (16 * 1024)
@@ -133,21 +136,6 @@ static int check_dir(struct endpoint *ep)
 	return EX_CANTCREAT;
 }
 
-/* Is something listening on path?  Decides stale vs live.  Non-blocking: a
- * listener whose queue is full (EAGAIN) is live, and must not hold us. */
-static bool socket_is_live(const struct sockaddr_un *sa)
-{
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
-	bool live;
-
-	if (fd < 0)
-		return true;   /* cannot tell: assume live, never steal */
-	live = connect(fd, (const struct sockaddr *)sa, sizeof(*sa)) == 0
-		|| (errno != ECONNREFUSED && errno != ENOENT);
-	close(fd);
-	return live;
-}
-
 /* The socket's mode comes from the umask at bind(2), not from a chmod(2)
  * of its path afterwards, which follows whatever stands at the path by
  * then.  The umask is per process: nothing else runs here that creates
@@ -198,7 +186,7 @@ static int replace_stale(struct endpoint *ep, int fd, const struct sockaddr_un *
 	} else if (!S_ISSOCK(before.st_mode)) {
 		errno = EEXIST;
 		return fail(ep, EX_CANTCREAT, "bind %s: not a socket", ep->path);
-	} else if (socket_is_live(sa)) {
+	} else if (unixsock_live(ep->path)) {
 		errno = EADDRINUSE;
 		return fail(ep, EX_CANTCREAT, "bind %s: a live socket is listening there", ep->path);
 	} else if (lstat(ep->path, &after) == 0 && (after.st_dev != before.st_dev
@@ -371,8 +359,8 @@ bool endpoint_connect(struct endpoint *ep)
 	fail(ep, 0, "connect %s", ep->path);
 	if (fd >= 0)
 		close(fd);
-	ep->retry_ms = ep->retry_ms == 0 ? RETRY_FIRST_MS
-		: (ep->retry_ms * 2 > RETRY_MAX_MS ? RETRY_MAX_MS : ep->retry_ms * 2);
+	ep->retry_ms = ep->retry_ms == 0 ? CONNECT_RETRY_FIRST_MS
+		: (ep->retry_ms * 2 > CONNECT_RETRY_MAX_MS ? CONNECT_RETRY_MAX_MS : ep->retry_ms * 2);
 	return false;
 }
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * endpoint.h - the dom0 side of a channel: a listening Unix socket, a Unix
  * socket we connect to, a pty, or our own stdin/stdout.  All four share one

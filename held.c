@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* held.c - the bounded FIFO of bytes held for the client (see held.h). */
 #include <stdlib.h>
 #include <string.h>

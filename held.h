@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * held.h - bytes from the guest held for an absent or slow client.
  *

@@ -1,4 +1,6 @@
-# Installation and the Debian package; included by the top Makefile.
+# SPDX-License-Identifier: MIT
+# Installation and the Debian package; included by the top Makefile (after
+# the programs' own makefiles).
 #
 #   make install [PREFIX=/usr/local] [DESTDIR=] [BINDIR=] [MANDIR=]
 #                [SYSTEMDUNITDIR=] [GUESTDIR=]
@@ -9,9 +11,9 @@
 # What `make install` lays out (README.md, "Installing", lists the same; and
 # tests/test_install.py checks that it is exactly this):
 #   $(BINDIR)/xenchan-proxy                       BINDIR  = $(PREFIX)/bin
-#   $(BINDIR)/xenchan-dm       once it lands      (beside the proxy, which it runs)
+#   $(BINDIR)/xenchan-dm                          (beside the proxy, which it runs)
 #   $(MANDIR)/man1/xenchan-proxy.1                MANDIR  = $(PREFIX)/share/man
-#   $(MANDIR)/man8/xenchan-dm.8  once it lands
+#   $(MANDIR)/man8/xenchan-dm.8
 #   $(SYSTEMDUNITDIR)/xenchan-proxy@.service      generated: ExecStart= names $(BINDIR)
 #   $(SYSTEMDUNITDIR)/xenchan-proxy@.socket
 #   $(GUESTDIR)/70-xen-channel.rules              GUESTDIR = $(PREFIX)/share/xenchan-proxy/guest
@@ -54,8 +56,9 @@ ifeq ($(origin UDEVDIR),undefined)
 endif
 INSTALL ?= install
 
-# The device-model stand-in is installed once its sources and rules exist.
-DM_PROG  := $(if $(and $(wildcard dm.mk),$(wildcard xenchan-dm.c)),xenchan-dm)
+# The device-model stand-in, when the top Makefile builds it (its object
+# list is set); tests/test_install.py asks for DM_PROG (make print-DM_PROG).
+DM_PROG   = $(if $(DM_OBJS),xenchan-dm)
 DM_MAN   := $(wildcard man/xenchan-dm.8)
 UNITS     = xenchan-proxy@.service xenchan-proxy@.socket
 GUEST_FILES = 70-xen-channel.rules xen-channel-name

@@ -1,9 +1,11 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * log.c - one log line of xenchan-proxy or xenchan-dm (see log.h).
  */
 #include <stdio.h>
 
 #include "log.h"
+#include "monotime.h"
 
 void log_vline(xentoollog_logger *logger, xentoollog_level level, int errnoval,
 	       const char *program, const char *prefix, const char *fmt, va_list ap)
@@ -15,42 +17,31 @@ void log_vline(xentoollog_logger *logger, xentoollog_level level, int errnoval,
 		prefix[0] ? ": " : "", msg);
 }
 
-static long long ms_between(const struct timespec *a, const struct timespec *b)
-{
-	return (b->tv_sec - a->tv_sec) * 1000LL + (b->tv_nsec - a->tv_nsec) / 1000000;
-}
-
-/* Credit the lines earned since b->refilled; a full budget earns nothing
+/* Credit the lines earned since b->refilled_ms; a full budget earns nothing
  * more (idle time is not saved up beyond LOG_BURST). */
-static void refill(struct log_budget *b, const struct timespec *now)
+static void refill(struct log_budget *b, int64_t now_ms)
 {
-	long long lines = ms_between(&b->refilled, now) / LOG_REFILL_MS;
-	long long ms = lines * LOG_REFILL_MS;
+	int64_t lines = (now_ms - b->refilled_ms) / LOG_REFILL_MS;
 
 	if (b->tokens == LOG_BURST || b->tokens + lines >= LOG_BURST) {
 		b->tokens = LOG_BURST;
-		b->refilled = *now;
+		b->refilled_ms = now_ms;
 		b->throttled = false;   /* it behaved long enough: a new episode */
 		return;
 	}
 	b->tokens += lines;
-	b->refilled.tv_sec += ms / 1000;
-	b->refilled.tv_nsec += (ms % 1000) * 1000000;
-	if (b->refilled.tv_nsec >= 1000000000) {
-		b->refilled.tv_sec++;
-		b->refilled.tv_nsec -= 1000000000;
-	}
+	b->refilled_ms += lines * LOG_REFILL_MS;
 }
 
-bool log_budget_take(struct log_budget *b, const struct timespec *now,
-		     unsigned long *held_back, bool *throttling)
+bool log_budget_take(struct log_budget *b, int64_t now_ms, unsigned long *held_back,
+		     bool *throttling)
 {
 	if (!b->started) {
 		b->started = true;
 		b->tokens = LOG_BURST;
-		b->refilled = *now;
+		b->refilled_ms = now_ms;
 	}
-	refill(b, now);
+	refill(b, now_ms);
 	*held_back = 0;
 	*throttling = false;
 	if (b->tokens == 0) {
@@ -63,4 +54,46 @@ bool log_budget_take(struct log_budget *b, const struct timespec *now,
 	*held_back = b->held_back;
 	b->held_back = 0;
 	return true;
+}
+
+void log_name(struct log_ctx *l, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(l->prefix, sizeof(l->prefix), fmt, ap);
+	va_end(ap);
+}
+
+void log_line(struct log_ctx *l, xentoollog_level level, int errnoval, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_vline(l->logger, level, errnoval, l->program, l->prefix, fmt, ap);
+	va_end(ap);
+}
+
+void log_guest(struct log_ctx *l, xentoollog_level level, int errnoval, const char *fmt, ...)
+{
+	unsigned long held_back;
+	bool throttling;
+	char msg[1024];
+	va_list ap;
+
+	if (!log_budget_take(&l->guest, mono_ms(), &held_back, &throttling)) {
+		if (throttling)
+			log_line(l, XTL_WARN, -1, "the guest changes state faster than it is "
+				 "worth logging: at most one such line per %d s from now on, "
+				 "until it calms down, each counting the lines not logged",
+				 LOG_REFILL_MS / 1000);
+		return;
+	}
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (held_back)
+		log_line(l, level, errnoval, "%s (%lu similar lines not logged)", msg, held_back);
+	else
+		log_line(l, level, errnoval, "%s", msg);
 }

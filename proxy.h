@@ -1,18 +1,19 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * proxy.h - the state of one proxy: one (domain, channel), its options, the
- * ring, the endpoint and the bytes held; and the log line every part writes.
+ * ring, the endpoint and the bytes held.
  *
  * xenchan-proxy.c parses the options, sets up and runs the loop (and defines
- * plog, proxy_new and proxy_free); relay.c maps the ring and moves bytes;
- * backend.c follows the xenbus states.  All of it works on one struct proxy:
- * no other state.
+ * proxy_new and proxy_free); backend.c follows the xenbus states; relay.c
+ * maps the ring and moves bytes; every line goes through p->log (log.h).
+ * All of it works on one struct proxy: no other state.
  */
 #ifndef XENCHAN_PROXY_H
 #define XENCHAN_PROXY_H
 
 #include <stdbool.h>
+#include <stdint.h>
 #include <sys/types.h>
-#include <time.h>
 #include <xenevtchn.h>
 #include <xengnttab.h>
 #include <xenstore.h>
@@ -22,8 +23,8 @@
 #include "held.h"
 #include "log.h"
 #include "ring.h"
+#include "store.h"
 #include "transcript.h"
-#include "xs.h"
 
 enum mode { MODE_SERVE, MODE_CREATE, MODE_REMOVE, MODE_LIST };
 
@@ -46,12 +47,12 @@ struct options {
 	int verbosity;                   /* -1 quiet, 0 default, 1 -v, 2 -vv */
 };
 
+/* Where the backend is (backend.c writes it, the others read it). */
 enum phase {
 	PH_WAITING,     /* InitWait: for ring-ref and port */
 	PH_CONNECTED,   /* ring mapped, relaying */
 	PH_CLOSING,     /* frontend said Closing; still draining out[] */
 	PH_CLOSED,      /* frontend Closed; waiting for it to come back */
-	PH_REFUSED,     /* the guest broke the protocol; until it reconnects */
 	PH_ENDING,      /* channel or domain gone: deliver what is held, exit */
 };
 
@@ -73,7 +74,7 @@ struct storm {
 	bool looked;                     /* they are from this ring (not before its first event) */
 	bool grace;                      /* the last notification was progress: the next may
 					  * be its own, for bytes that pass already saw */
-	struct timespec start;           /* the current window */
+	int64_t start_ms;                /* the current window (mono_ms) */
 	unsigned events;                 /* notifications held against the guest in it */
 	bool masked;                     /* leaving event_port masked until the window ends */
 	unsigned long long handled;      /* notifications handled since start */
@@ -81,64 +82,89 @@ struct storm {
 	unsigned long long counted;      /* ... of those, held against the guest */
 };
 
+/* The client of the endpoint, as the relay sees it. */
+struct client {
+	bool wr_dead;                    /* it cannot take more bytes */
+	bool reset;                      /* it closed with bytes unread */
+	struct held unread;              /* written to it, maybe unread */
+};
+
+/* What the pumps found, for the loop's next decisions. */
+struct flow {
+	bool notify_due;                 /* we published something: notify the guest */
+	bool out_waiting;                /* out[] bytes the client could not take yet */
+	bool in_full;                    /* in[] had no room for the client's bytes */
+	bool in_filled;                  /* the last pump_in filled in[] to the brim */
+};
+
+/* Bytes and rounds since start, for the log. */
+struct totals {
+	unsigned long long out;          /* bytes taken from out[] */
+	unsigned long long in;           /* bytes put into in[] */
+	unsigned long long discarded;
+	unsigned long long caught_up;    /* rounds of catch_up (xenchan-proxy.c) that found more */
+};
+
+/* Refusals and faults that repeat, logged 1st, 2nd, 4th... (repeat_log). */
+struct repeats {
+	struct repeat discard, refuse, keep, storm, retry;
+	struct repeat transcript, connect;   /* a client's faults, not the guest's */
+};
+
+/* The failed write of backend Connected, tried again (backend.c). */
+struct retry {
+	int ms;                          /* backoff; 0 once it worked */
+	bool armed;                      /* look at the states again ms after start_ms */
+	int64_t start_ms;                /* mono_ms() */
+};
+
+/* Stopping on a signal once the client has what is held. */
+struct drain {
+	bool on;
+	int64_t deadline_ms;             /* ... or at this mono_ms() time */
+};
+
+/* systemd's readiness protocol (systemd.h). */
+struct notify {
+	int fd;                          /* connected to $NOTIFY_SOCKET, or -1 */
+	bool ready_sent;                 /* systemd has had READY=1 */
+};
+
 struct proxy {
 	struct options opt;
-	xentoollog_logger_stdiostream *logger;
+	struct log_ctx log;
 	struct xs_handle *xs;
-	struct xs_channel ch;
+	int store_fd;                    /* xs_fileno, taken once: it locks */
+	struct store_channel ch;
+	char toolstack_path[STORE_PATH_MAX];  /* the endpoint the backend nodes name */
 	xengnttab_handle *gnt;
 	xenevtchn_handle *evt;
 	void *page;                      /* the mapped ring, NULL when not */
 	evtchn_port_t port;              /* our end of the event channel */
 	struct ring_dir out, in;
+	bool refused;                    /* relay.c stopped serving this ring: the guest broke
+					  * the protocol; until the frontend reconnects */
+	int event_port;                  /* delivered and still masked, or -1 */
 	enum phase phase;
 	struct held held;
-	struct held unread;              /* written to the client, maybe unread */
 	struct held in_saved;            /* in[] bytes an old frontend never read */
 	struct endpoint ep;
-	bool client_wr_dead;             /* client cannot take more bytes */
-	bool client_reset;               /* it closed with bytes unread */
-	bool out_waiting;                /* out[] bytes the client could not take yet */
-	int sigfd;
-	int xs_fd;                       /* xs_fileno, taken once: it locks */
+	struct client client;
+	struct flow flow;
 	struct transcript tr;
-	int notify_fd;                   /* connected to $NOTIFY_SOCKET, or -1 */
-	unsigned long long out_total;    /* bytes taken from out[] since start */
-	unsigned long long in_total;     /* bytes put into in[] since start */
-	unsigned long long discarded;
-	struct repeat rep_discard, rep_refuse, rep_keep, rep_storm, rep_retry;
-	struct repeat rep_transcript, rep_connect;   /* a client's faults, not the guest's */
-	struct log_budget guest_lines;   /* plog_guest: what a guest's state changes log */
-	char toolstack_path[XS_PATH_MAX];  /* the endpoint the backend nodes name */
-	int event_port;                  /* delivered and still masked, or -1 */
+	struct totals totals;
+	struct repeats rep;
 	struct storm storm;
-	int retry_ms;                    /* backoff of the Connected retry; 0 once it worked */
-	bool retry_armed;                /* look at the states again retry_ms after retry_start */
-	struct timespec retry_start;
-	bool notify_due;
-	bool in_full;                    /* in[] had no room for the client's bytes */
-	bool in_filled;                  /* the last pump_in filled in[] to the brim */
-	unsigned long long caught_up;    /* rounds of catch_up (xenchan-proxy.c) that found more */
+	struct retry retry;
+	struct drain drain;
+	struct notify notify;
+	int sigfd;
 	bool created;                    /* we hot-plugged it: unplug on stop */
-	bool ready_sent;                 /* systemd has had READY=1 */
-	bool draining;                   /* stopping once the client has what is held */
-	struct timespec drain_start;     /* ... or once STOP_DRAIN_MS have passed */
 	bool stop;
 	int exit_code;
 };
 
 struct proxy *proxy_new(void);
 void proxy_free(struct proxy *p);
-
-/* One line to the logger: "domain 7 (web1) channel NAME: " and the message,
- * with errnoval's text unless it is -1. */
-void plog(struct proxy *p, xentoollog_level level, int errnoval,
-	  const char *fmt, ...) __attribute__((format(printf, 4, 5)));
-/* A line the guest causes each time it changes state (connected, released,
- * backend state...), which it may do thousands of times a second: within
- * p->guest_lines' budget (log.h) at every verbosity.  Repeated refusals use
- * repeat_log instead: 1st, 2nd, 4th... */
-void plog_guest(struct proxy *p, xentoollog_level level, int errnoval,
-		const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
 #endif

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * relay.c - the ring of one channel and the bytes through it (see relay.h):
  * mapping and releasing the ring, and the two pumps.
@@ -7,20 +8,13 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/uio.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "relay.h"
-#include "systemd.h"
-
-/* A failed write of backend Connected is retried after 50 ms, doubling to 5 s:
- * the frontend waits for it and writes nothing that would wake us. */
-#define RETRY_FIRST_MS    50
-#define RETRY_MAX_MS      5000
 
 /* ---- the ring ---------------------------------------------------------------- */
 
-void ring_release(struct proxy *p)
+void relay_release(struct proxy *p)
 {
 	if (p->page == NULL)
 		return;
@@ -30,74 +24,49 @@ void ring_release(struct proxy *p)
 	p->event_port = -1;
 	p->storm.masked = p->storm.looked = p->storm.grace = false;
 	p->storm.events = 0;
-	plog_guest(p, XTL_INFO, -1, "ring released");
+	log_guest(&p->log, XTL_INFO, -1, "ring released");
 }
 
 static void protocol_error(struct proxy *p, const char *what)
 {
-	if (repeat_log(&p->rep_refuse))
-		plog(p, XTL_ERROR, -1, "guest broke the ring protocol (%s): not serving "
-		     "this ring until the frontend reconnects (%lu refusals)", what,
-		     p->rep_refuse.n);
-	ring_release(p);
-	p->phase = PH_REFUSED;
+	if (repeat_log(&p->rep.refuse))
+		log_line(&p->log, XTL_ERROR, -1, "guest broke the ring protocol (%s): not serving "
+			 "this ring until the frontend reconnects (%lu refusals)", what,
+			 p->rep.refuse.n);
+	relay_release(p);
+	p->refused = true;
 }
 
-void ring_attach(struct proxy *p)
+enum attach_result relay_attach(struct proxy *p, const struct store_ring *ri)
 {
-	struct xs_ring_info ri;
 	struct iovec iov[2];
 	int cnt, port;
-	char msg[256];
 
-	if (xs_frontend_ring(p->xs, &p->ch, &ri, msg, sizeof(msg)) != XSR_OK) {
-		if (repeat_log(&p->rep_refuse))
-			plog(p, XTL_WARN, -1, "not connecting: %s", msg);
-		return;
-	}
-	p->page = xengnttab_map_grant_ref(p->gnt, p->ch.domid, ri.ring_ref,
+	p->page = xengnttab_map_grant_ref(p->gnt, p->ch.domid, ri->ring_ref,
 					  PROT_READ | PROT_WRITE);
 	if (p->page == NULL) {
-		if (repeat_log(&p->rep_refuse))
-			plog(p, XTL_ERROR, errno, "xengnttab_map_grant_ref ring-ref %u", ri.ring_ref);
-		return;
+		if (repeat_log(&p->rep.refuse))
+			log_line(&p->log, XTL_ERROR, errno, "xengnttab_map_grant_ref ring-ref %u",
+				 ri->ring_ref);
+		return ATTACH_FAILED;
 	}
-	port = xenevtchn_bind_interdomain(p->evt, p->ch.domid, ri.port);
+	port = xenevtchn_bind_interdomain(p->evt, p->ch.domid, ri->port);
 	if (port < 0) {
-		if (repeat_log(&p->rep_refuse))
-			plog(p, XTL_ERROR, errno, "xenevtchn_bind_interdomain port %u", ri.port);
+		if (repeat_log(&p->rep.refuse))
+			log_line(&p->log, XTL_ERROR, errno, "xenevtchn_bind_interdomain port %u",
+				 ri->port);
 		xengnttab_unmap(p->gnt, p->page, 1);
 		p->page = NULL;
-		return;
+		return ATTACH_FAILED;
 	}
 	p->port = port;
 	ring_backend_init(p->page, &p->out, &p->in);
 	if (ring_readable(&p->out, iov, &cnt) < 0 || ring_writable(&p->in, iov, &cnt) < 0) {
 		protocol_error(p, "impossible indices at connect");
-		return;
+		return ATTACH_REFUSED;
 	}
 	ring_mark_connected(p->page);
-	if (xs_set_backend_state(p->xs, &p->ch, XB_CONNECTED) != XSR_OK) {
-		p->retry_ms = p->retry_ms ? p->retry_ms * 2 : RETRY_FIRST_MS;
-		if (p->retry_ms > RETRY_MAX_MS)
-			p->retry_ms = RETRY_MAX_MS;
-		p->retry_armed = true;
-		clock_gettime(CLOCK_MONOTONIC, &p->retry_start);
-		if (repeat_log(&p->rep_retry))
-			plog(p, XTL_ERROR, errno, "xs_write %s/state = Connected (retrying in %d ms; "
-			     "%lu failures)", p->ch.be, p->retry_ms, p->rep_retry.n);
-		ring_release(p);
-		return;
-	}
-	p->retry_ms = 0;
-	p->phase = PH_CONNECTED;
-	p->notify_due = true;   /* the guest may be waiting on a full ring */
-	if (!p->ready_sent) {
-		systemd_notify(p->notify_fd, "READY=1\nSTATUS=connected");
-		p->ready_sent = true;
-	}
-	plog_guest(p, XTL_INFO, -1, "connected: ring-ref %u, port %u (ours %d), %u bytes waiting",
-		   ri.ring_ref, ri.port, port, *p->out.prod - p->out.local);
+	return ATTACH_OK;
 }
 
 /* ---- relaying ---------------------------------------------------------------- */
@@ -115,9 +84,9 @@ static void iov_advance(struct iovec *iov, int *cnt, size_t n)
 	}
 }
 
-bool client_writable(const struct proxy *p)
+bool relay_client_writable(const struct proxy *p)
 {
-	return endpoint_has_client(&p->ep) && !p->client_wr_dead;
+	return endpoint_has_client(&p->ep) && !p->client.wr_dead;
 }
 
 /* A write to the client failed for good: it is gone for writing.  The
@@ -127,9 +96,9 @@ static void client_write_failed(struct proxy *p, int err)
 {
 	if (err == EAGAIN || err == EWOULDBLOCK || err == EINTR)
 		return;
-	plog(p, XTL_INFO, err, "client write");
-	p->client_wr_dead = true;
-	p->client_reset |= err == ECONNRESET;
+	log_line(&p->log, XTL_INFO, err, "client write");
+	p->client.wr_dead = true;
+	p->client.reset |= err == ECONNRESET;
 }
 
 /* At most one kernel buffer per write to a socket client.  A Unix stream
@@ -170,52 +139,52 @@ static void unread_look(struct proxy *p)
 {
 	size_t u;
 
-	if (endpoint_unread(&p->ep, &u) && u < p->unread.len)
-		held_drop(&p->unread, p->unread.len - u);
+	if (endpoint_unread(&p->ep, &u) && u < p->client.unread.len)
+		held_drop(&p->client.unread, p->client.unread.len - u);
 }
 
 static void unread_add(struct proxy *p, const struct iovec *iov, int cnt, size_t n)
 {
 	if (!endpoint_is_socket(&p->ep))
 		return;
-	if (n > held_room(&p->unread))
+	if (n > held_room(&p->client.unread))
 		unread_look(p);
-	if (n > held_room(&p->unread))   /* older bytes are surely read by now */
-		held_drop(&p->unread, n - held_room(&p->unread));
-	held_put(&p->unread, iov, cnt, n);
+	if (n > held_room(&p->client.unread))   /* older bytes are surely read by now */
+		held_drop(&p->client.unread, n - held_room(&p->client.unread));
+	held_put(&p->client.unread, iov, cnt, n);
 }
 
-void unread_replay(struct proxy *p)
+void relay_unread_replay(struct proxy *p)
 {
 	struct held merged;
 	struct iovec iov[2];
 	int cnt;
 
-	if (!p->client_reset || p->unread.len == 0) {
-		held_free(&p->unread);
+	if (!p->client.reset || p->client.unread.len == 0) {
+		held_free(&p->client.unread);
 		return;
 	}
-	held_init(&merged, p->unread.len + p->held.len);
-	held_peek(&p->unread, iov, &cnt);
-	held_put(&merged, iov, cnt, p->unread.len);
+	held_init(&merged, p->client.unread.len + p->held.len);
+	held_peek(&p->client.unread, iov, &cnt);
+	held_put(&merged, iov, cnt, p->client.unread.len);
 	held_peek(&p->held, iov, &cnt);
 	held_put(&merged, iov, cnt, p->held.len);
-	plog(p, XTL_INFO, -1, "client left up to %zu bytes unread: the next client gets "
-	     "them again, ahead of %zu held", p->unread.len, p->held.len);
+	log_line(&p->log, XTL_INFO, -1, "client left up to %zu bytes unread: the next client gets "
+		 "them again, ahead of %zu held", p->client.unread.len, p->held.len);
 	merged.bound = p->held.bound;   /* may hold more than the bound until drained */
 	held_free(&p->held);
-	held_free(&p->unread);
+	held_free(&p->client.unread);
 	p->held = merged;
 }
 
 /* Deliver held bytes, oldest first. */
-void flush_held(struct proxy *p)
+void relay_flush_held(struct proxy *p)
 {
 	struct iovec iov[2];
 	int cnt;
 	ssize_t w;
 
-	if (p->held.len == 0 || !client_writable(p))
+	if (p->held.len == 0 || !relay_client_writable(p))
 		return;
 	held_peek(&p->held, iov, &cnt);
 	cap_client_write(p, iov, &cnt);
@@ -253,11 +222,12 @@ static ssize_t read_recorded(struct proxy *p, const struct iovec *iov, int cnt, 
 
 static void discard(struct proxy *p, size_t n, unsigned long long offset)
 {
-	p->discarded += n;
-	if (repeat_log(&p->rep_discard))
-		plog(p, XTL_WARN, -1, "discarded %zu bytes from the guest at stream offset %llu: "
-		     "client %s and %zu bytes already held (total discarded %llu)", n, offset,
-		     client_writable(p) ? "slow" : "absent", p->held.len, p->discarded);
+	p->totals.discarded += n;
+	if (repeat_log(&p->rep.discard))
+		log_line(&p->log, XTL_WARN, -1, "discarded %zu bytes from the guest at stream "
+			 "offset %llu: client %s and %zu bytes already held (total discarded %llu)",
+			 n, offset, relay_client_writable(p) ? "slow" : "absent", p->held.len,
+			 p->totals.discarded);
 }
 
 /* Guest to client: straight from out[] when nothing is held and the client
@@ -265,16 +235,16 @@ static void discard(struct proxy *p, size_t n, unsigned long long offset)
  * (keep) leave it in the ring for the guest to wait on.  A proxy that is
  * stopping holds nothing more: what the client does not take now stays in
  * the ring for the next process, where a restart cannot lose it. */
-void pump_out(struct proxy *p)
+void relay_pump_out(struct proxy *p)
 {
 	struct iovec iov[2], rest[2];
 	ssize_t avail, w;
 	size_t taken = 0, dropped = 0;
 	int cnt, rcnt;
-	bool may_hold = !p->stop && !p->draining;
+	bool may_hold = !p->stop && !p->drain.on;
 	char copy[sizeof(((struct xencons_interface *)0)->out)];
 
-	p->out_waiting = false;
+	p->flow.out_waiting = false;
 	if (p->page == NULL || (p->phase != PH_CONNECTED && p->phase != PH_CLOSING))
 		return;
 	avail = ring_readable(&p->out, iov, &cnt);
@@ -285,7 +255,7 @@ void pump_out(struct proxy *p)
 	}
 	if (transcript_on(p))
 		take_copy(iov, &cnt, copy, avail);
-	if (p->held.len == 0 && client_writable(p)) {
+	if (p->held.len == 0 && relay_client_writable(p)) {
 		/* out[] holds 2 KiB: one kernel buffer (see cap_client_write). */
 		w = writev(p->ep.wfd, iov, cnt);
 		if (w > 0) {
@@ -303,27 +273,28 @@ void pump_out(struct proxy *p)
 	}
 	if (taken < (size_t)avail && may_hold && !p->opt.overflow_keep) {
 		dropped = avail - taken;
-		discard(p, dropped, p->out_total + taken);
+		discard(p, dropped, p->totals.out + taken);
 		taken = avail;
-	} else if (taken < (size_t)avail && may_hold && repeat_log(&p->rep_keep)) {
-		plog(p, XTL_WARN, -1, "buffer of %zu bytes full: the guest waits (overflow keep)",
-		     p->held.bound);
+	} else if (taken < (size_t)avail && may_hold && repeat_log(&p->rep.keep)) {
+		log_line(&p->log, XTL_WARN, -1, "buffer of %zu bytes full: the guest waits "
+			 "(overflow keep)", p->held.bound);
 	}
 	/* Nothing held may remind us of what is left: ask for the client's
 	 * POLLOUT, since the guest, with its ring full, sends no event. */
-	p->out_waiting = taken < (size_t)avail && client_writable(p);
+	p->flow.out_waiting = taken < (size_t)avail && relay_client_writable(p);
 	if (taken == 0)
 		return;
 	transcript_add(p, "out", iov, cnt, taken - dropped);
 	if (dropped)
 		transcript_mark(p, "discarded %zu guest bytes at stream offset %llu", dropped,
-				p->out_total + taken - dropped);
+				p->totals.out + taken - dropped);
 	ring_consume(&p->out, taken);
-	p->out_total += taken;
-	p->notify_due = true;
+	p->totals.out += taken;
+	p->flow.notify_due = true;
 	if (p->opt.verbosity >= 2)
-		plog(p, XTL_DETAIL, -1, "guest>dom0 %zu bytes, to offset %llu (%zu held, %llu discarded)",
-		     taken, p->out_total, p->held.len, p->discarded);
+		log_line(&p->log, XTL_DETAIL, -1, "guest>dom0 %zu bytes, to offset %llu (%zu "
+			 "held, %llu discarded)", taken, p->totals.out, p->held.len,
+			 p->totals.discarded);
 }
 
 static void put_saved_in(struct proxy *p, const struct iovec *iov, int cnt, size_t room)
@@ -337,13 +308,13 @@ static void put_saved_in(struct proxy *p, const struct iovec *iov, int cnt, size
 	ring_iov_copy_in(iov, cnt, tmp, n);
 	ring_produce(&p->in, n);
 	held_drop(&p->in_saved, n);
-	p->in_filled = n == room;
-	p->notify_due = true;
+	p->flow.in_filled = n == room;
+	p->flow.notify_due = true;
 }
 
 /* Client to guest: straight into the free part of in[]; when in[] is full
  * we simply do not read the client (backpressure). */
-void pump_in(struct proxy *p)
+void relay_pump_in(struct proxy *p)
 {
 	struct iovec iov[2];
 	ssize_t room, r;
@@ -352,8 +323,8 @@ void pump_in(struct proxy *p)
 	if (p->page == NULL || p->phase != PH_CONNECTED)
 		return;
 	room = ring_writable(&p->in, iov, &cnt);
-	p->in_full = room == 0;
-	p->in_filled = false;
+	p->flow.in_full = room == 0;
+	p->flow.in_filled = false;
 	if (room <= 0) {
 		if (room < 0)
 			protocol_error(p, "in_cons runs behind in_prod by more than in[]");
@@ -366,23 +337,24 @@ void pump_in(struct proxy *p)
 	if (!endpoint_has_client(&p->ep) || p->ep.read_eof)
 		return;
 	r = transcript_on(p) ? read_recorded(p, iov, cnt, room) : readv(p->ep.rfd, iov, cnt);
-	p->in_filled = r == room;
+	p->flow.in_filled = r == room;
 	if (r > 0) {
 		ring_produce(&p->in, r);
-		p->in_total += r;
-		p->notify_due = true;
+		p->totals.in += r;
+		p->flow.notify_due = true;
 		if (p->opt.verbosity >= 2)
-			plog(p, XTL_DETAIL, -1, "dom0>guest %zd bytes, to offset %llu", r, p->in_total);
+			log_line(&p->log, XTL_DETAIL, -1, "dom0>guest %zd bytes, to offset %llu",
+				 r, p->totals.in);
 	} else if (r == 0 || (errno != EAGAIN && errno != EINTR)) {
 		/* EOF (or a reset): everything the client sent is in the ring.
 		 * It may still read (a half-close). */
 		p->ep.read_eof = true;
-		p->client_reset |= r < 0 && errno == ECONNRESET;
-		plog(p, XTL_INFO, r == 0 ? -1 : errno, "client closed its sending side");
+		p->client.reset |= r < 0 && errno == ECONNRESET;
+		log_line(&p->log, XTL_INFO, r == 0 ? -1 : errno, "client closed its sending side");
 	}
 }
 
-bool want_client_read(struct proxy *p)
+bool relay_want_client_read(struct proxy *p)
 {
 	struct iovec iov[2];
 	int cnt;
@@ -392,9 +364,9 @@ bool want_client_read(struct proxy *p)
 		&& ring_writable(&p->in, iov, &cnt) != 0;   /* room, or a bad index to report */
 }
 
-void notify_guest(struct proxy *p)
+void relay_notify_guest(struct proxy *p)
 {
-	if (p->notify_due && p->page != NULL)
+	if (p->flow.notify_due && p->page != NULL)
 		xenevtchn_notify(p->evt, p->port);
-	p->notify_due = false;
+	p->flow.notify_due = false;
 }

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * ring.c - the console ring: two indices and a mask per direction.
  * See ring.h.  The barrier pairs are those of Xen's rings: the producer

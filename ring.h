@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * ring.h - the console ring of <xen/io/console.h>, seen from one end.
  *

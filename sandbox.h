@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * sandbox.h - least privilege for the relay loop: become an ordinary user
  * (or stay uid 0), keep no capability, then admit only the system calls the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * systemd.c - readiness notification and socket activation (see systemd.h).
  * Both are small, documented protocols (sd_notify(3), sd_listen_fds(3)).
@@ -9,8 +10,12 @@
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
+
+#include "strict.h"
 #include "systemd.h"
-#include "xs.h"
+
+#define LISTEN_PID_MAX (1UL << 30)   /* above any pid the kernel hands out */
+#define LISTEN_FDS_MAX 1024          /* more sockets than any unit passes */
 
 int systemd_notify_open(void)
 {
@@ -47,8 +52,8 @@ int systemd_listen_fds(void)
 	int r = 0;
 
 	/* The variables are meant for the process systemd started. */
-	if (pid && fds && xs_parse_uint(pid, 1UL << 30, &p) && p == (unsigned long)getpid()
-	    && xs_parse_uint(fds, 1024, &n)) {
+	if (pid && fds && strict_uint(pid, LISTEN_PID_MAX, &p) && p == (unsigned long)getpid()
+	    && strict_uint(fds, LISTEN_FDS_MAX, &n)) {
 		r = (int)n;
 		for (int fd = SYSTEMD_LISTEN_FDS_START; fd < SYSTEMD_LISTEN_FDS_START + r; fd++)
 			fcntl(fd, F_SETFD, FD_CLOEXEC);

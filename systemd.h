@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * systemd.h - the two pieces of systemd's service protocol the proxy speaks,
  * without libsystemd (which would pull seven libraries into every instance):

@@ -72,9 +72,9 @@ static bool put_record(struct proxy *p, const char *dir, const struct iovec *iov
 	w = writev(p->tr.fd, rec, k);
 	if (w > 0)
 		p->tr.size += w;
-	if ((w < 0 || (size_t)w < total) && repeat_log(&p->rep_transcript))
-		plog(p, XTL_WARN, w < 0 ? errno : -1, "write %s%s (%lu failures)",
-		     p->opt.transcript, w < 0 ? "" : ": short write", p->rep_transcript.n);
+	if ((w < 0 || (size_t)w < total) && repeat_log(&p->rep.transcript))
+		log_line(&p->log, XTL_WARN, w < 0 ? errno : -1, "write %s%s (%lu failures)",
+			 p->opt.transcript, w < 0 ? "" : ": short write", p->rep.transcript.n);
 	return true;
 }
 
@@ -88,9 +88,9 @@ static void stop_recording(struct proxy *p)
 	iov.iov_len = snprintf(text, sizeof(text), "--transcript-max %lu reached: this file "
 			       "records nothing more", p->opt.transcript_max);
 	put_record(p, "mark", &iov, 1, iov.iov_len, true);
-	plog(p, XTL_WARN, -1, "transcript %s holds %llu bytes, at --transcript-max %lu: "
-	     "recording stops until SIGHUP reopens it", p->opt.transcript, p->tr.size,
-	     p->opt.transcript_max);
+	log_line(&p->log, XTL_WARN, -1, "transcript %s holds %llu bytes, at --transcript-max %lu: "
+		 "recording stops until SIGHUP reopens it", p->opt.transcript, p->tr.size,
+		 p->opt.transcript_max);
 }
 
 void transcript_add(struct proxy *p, const char *dir, const struct iovec *iov, int iovcnt,
@@ -155,10 +155,11 @@ int transcript_open(struct proxy *p)
 	fd = open_checked(p->opt.transcript, &st, &why);
 	if (fd < 0) {
 		if (p->tr.fd >= 0)
-			plog(p, XTL_ERROR, -1, "reopening transcript %s: %s; still recording to "
-			     "the file opened before", p->opt.transcript, why);
+			log_line(&p->log, XTL_ERROR, -1, "reopening transcript %s: %s; still "
+				 "recording to the file opened before", p->opt.transcript, why);
 		else
-			plog(p, XTL_ERROR, -1, "transcript %s: %s", p->opt.transcript, why);
+			log_line(&p->log, XTL_ERROR, -1, "transcript %s: %s", p->opt.transcript,
+				 why);
 		return EX_CANTCREAT;
 	}
 	transcript_close(p);

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * xenchan-proxy - serve one Xen PV channel of one domain.
  *
@@ -5,7 +6,7 @@
  * its xenbus backend, map the guest's console ring, bind its event channel,
  * and relay bytes between the ring and one dom0 endpoint (a Unix socket we
  * listen on or connect to, a pty, or stdio) until the domain dies.
- * Protocol: shared/docs/protocol.md, with docs/protocol-notes.md.  One poll loop; nothing wakes us but an event
+ * Protocol: docs/protocol.md.  One poll loop; nothing wakes us but an event
  * channel notification, the endpoint, xenstore watches and signals.
  *
  * This file: the options, setup, the loop and main.  relay.c serves the
@@ -23,15 +24,17 @@
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sysexits.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "backend.h"
 #include "hotplug.h"
 #include "log.h"
+#include "monotime.h"
+#include "nodes.h"
 #include "proxy.h"
 #include "relay.h"
 #include "sandbox.h"
+#include "strict.h"
 #include "systemd.h"
 
 #ifndef XENCHAN_VERSION
@@ -39,6 +42,7 @@
 #endif
 
 #define DEFAULT_LIMIT     (1UL << 20)   /* libxl's "limit" node */
+#define SIZE_ARG_MAX      (1UL << 40)   /* the largest SIZE an option takes */
 #define FINAL_DRAIN_MS    5000          /* give a reading client this long at the end */
 #define STOP_DRAIN_MS     5000          /* on a signal, this long in all */
 /* A guest may notify far more often than it makes progress.  A notification
@@ -61,50 +65,18 @@
 
 /* ---- logging --------------------------------------------------------------- */
 
-void plog(struct proxy *p, xentoollog_level level, int errnoval,
-	  const char *fmt, ...)
+/* The prefix of every line: "domain 7 (web1) channel NAME" once the channel
+ * is found, until then as the command line names it.  Called again
+ * whenever a lookup or --create has filled in more of p->ch. */
+static void name_log(struct proxy *p)
 {
-	char prefix[2 * XS_NAME_MAX + 64];
-	va_list ap;
-
 	if (p->ch.fe[0])
-		snprintf(prefix, sizeof(prefix), "domain %u%s%s%s channel %s", p->ch.domid,
+		log_name(&p->log, "domain %u%s%s%s channel %s", p->ch.domid,
 			 p->ch.domain_name[0] ? " (" : "", p->ch.domain_name,
 			 p->ch.domain_name[0] ? ")" : "",
 			 p->ch.name[0] ? p->ch.name : p->opt.channel);
-	else   /* not found yet: name it as the command line does */
-		snprintf(prefix, sizeof(prefix), "domain %s channel %s", p->opt.domain,
-			 p->opt.channel);
-	va_start(ap, fmt);
-	log_vline((xentoollog_logger *)p->logger, level, errnoval, "xenchan-proxy",
-		  prefix, fmt, ap);
-	va_end(ap);
-}
-
-void plog_guest(struct proxy *p, xentoollog_level level, int errnoval,
-		const char *fmt, ...)
-{
-	struct timespec now;
-	unsigned long held_back;
-	bool throttling;
-	char msg[1024];
-	va_list ap;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	if (!log_budget_take(&p->guest_lines, &now, &held_back, &throttling)) {
-		if (throttling)
-			plog(p, XTL_WARN, -1, "the guest changes state faster than it is worth "
-			     "logging: at most one such line per %d s from now on, until it calms "
-			     "down, each counting the lines not logged", LOG_REFILL_MS / 1000);
-		return;
-	}
-	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
-	va_end(ap);
-	if (held_back)
-		plog(p, level, errnoval, "%s (%lu similar lines not logged)", msg, held_back);
 	else
-		plog(p, level, errnoval, "%s", msg);
+		log_name(&p->log, "domain %s channel %s", p->opt.domain, p->opt.channel);
 }
 
 /* ---- options -------------------------------------------------------------- */
@@ -161,7 +133,7 @@ static bool parse_size(const char *s, unsigned long *out)
 	}
 	if (shift)
 		num[n - 1] = '\0';
-	if (!xs_parse_uint(num, (1UL << 40) >> shift, out))
+	if (!strict_uint(num, SIZE_ARG_MAX >> shift, out))
 		return false;
 	*out <<= shift;
 	return true;
@@ -250,7 +222,7 @@ static int take_option(struct options *o, int c, char *arg)
 		o->mode = v;
 		break;
 	case 'b':
-		if (!xs_parse_uint(arg, 0x7fef, &v))
+		if (!strict_uint(arg, DOMID_MAX, &v))
 			return usage("--backend-domid takes a domid");
 		o->backend_domid = v;
 		break;
@@ -271,7 +243,7 @@ static int take_option(struct options *o, int c, char *arg)
 		break;
 	case OPT_CREATE: o->command = MODE_CREATE; break;
 	case OPT_DEVID:
-		if (!xs_parse_uint(arg, 9, &v) || v == 0)
+		if (!strict_uint(arg, HOTPLUG_DEVID_LAST, &v) || v < HOTPLUG_DEVID_FIRST)
 			return usage("--devid takes a devid from 1 to 9 (hvc_xen reads one digit)");
 		o->create_devid = v;
 		break;
@@ -312,9 +284,9 @@ static bool stale_channel(struct proxy *p, long *pid)
 {
 	unsigned long long start;
 
-	if (!xs_channel_is_ours(p->xs, &p->ch))
+	if (!hotplug_is_ours(p->xs, &p->ch))
 		return false;
-	*pid = xs_server_pid(p->xs, &p->ch, &start);
+	*pid = hotplug_read_server(p->xs, &p->ch, &start);
 	return hotplug_server(*pid, start) == SERVER_GONE;
 }
 
@@ -325,63 +297,68 @@ static int create_channel(struct proxy *p)
 		? "connect" : p->opt.kind == EP_PTY ? "pty" : "stdio";
 	char msg[256];
 	unsigned existing = 0;
-	enum xs_result r;
+	enum store_result r;
 
 	/* F/limit is what libxl writes, not our --buffer: it is the default of
 	 * every later proxy of this channel, and one process's choice (say
 	 * --buffer 0 with keep) must not become a successor's bound. */
 	p->ch.devid = p->opt.create_devid;
-	r = xs_create_channel(p->xs, &p->ch, p->opt.channel, DEFAULT_LIMIT, conn,
-			      endpoint_socket_path(&p->ep), &existing, msg, sizeof(msg));
-	if (r == XSR_OK) {
+	r = hotplug_create(p->xs, &p->ch, p->opt.channel, DEFAULT_LIMIT, conn,
+			   endpoint_socket_path(&p->ep), &existing, msg, sizeof(msg));
+	name_log(p);
+	if (r == STORE_OK) {
 		p->created = true;
-		plog(p, XTL_INFO, -1, "created %s", p->ch.fe);
+		log_line(&p->log, XTL_INFO, -1, "created %s", p->ch.fe);
 		return 0;
 	}
-	if (r == XSR_AMBIGUOUS && p->opt.create_devid && p->opt.create_devid != existing) {
+	if (r == STORE_AMBIGUOUS && p->opt.create_devid && p->opt.create_devid != existing) {
 		snprintf(msg, sizeof(msg), "channel %s exists at devid %u, not %u",
 			 p->opt.channel, existing, p->opt.create_devid);
-	} else if (r == XSR_AMBIGUOUS) {
+	} else if (r == STORE_AMBIGUOUS) {
 		char devid[16];
 		long pid;
 
 		snprintf(devid, sizeof(devid), "%u", existing);
-		if (xs_find_channel(p->xs, devid, p->opt.backend_domid, &p->ch, msg, sizeof(msg)) == XSR_OK
-		    && stale_channel(p, &pid)) {
+		r = store_find_channel(p->xs, devid, p->opt.backend_domid, &p->ch, msg,
+				       sizeof(msg));
+		name_log(p);
+		if (r == STORE_OK && stale_channel(p, &pid)) {
 			p->created = true;
-			plog(p, XTL_WARN, -1, "taking over %s (its proxy %ld is gone)", p->ch.fe, pid);
+			log_line(&p->log, XTL_WARN, -1, "taking over %s (its proxy %ld is gone)",
+				 p->ch.fe, pid);
 			return 0;
 		}
 		snprintf(msg, sizeof(msg), "channel %s exists (devid %u) and is not stale",
 			 p->opt.channel, existing);
 	}
-	plog(p, XTL_ERROR, -1, "--create: %s", msg);
+	log_line(&p->log, XTL_ERROR, -1, "--create: %s", msg);
 	return EX_CANTCREAT;
 }
 
 static int find_channel(struct proxy *p)
 {
 	char msg[768];
-	enum xs_result r;
+	enum store_result r;
 
-	r = xs_find_domain(p->xs, p->opt.domain, &p->ch, msg, sizeof(msg));
-	if (r == XSR_OK && p->opt.command == MODE_LIST)
+	r = store_find_domain(p->xs, p->opt.domain, &p->ch, msg, sizeof(msg));
+	if (r == STORE_OK && p->opt.command == MODE_LIST)
 		return 0;
-	if (r == XSR_OK && p->opt.command == MODE_CREATE) {
+	if (r == STORE_OK && p->opt.command == MODE_CREATE) {
 		p->ch.backend_domid = p->opt.backend_domid;
 		return 0;   /* created once the endpoint is open */
 	}
-	if (r == XSR_OK)
-		r = xs_find_channel(p->xs, p->opt.channel, p->opt.backend_domid, &p->ch,
-				    msg, sizeof(msg));
-	if (r != XSR_OK) {   /* missing, ambiguous, or console 0 */
-		plog(p, XTL_ERROR, -1, "%s", msg);
-		return r == XSR_FAILED ? EX_UNAVAILABLE : EX_NOINPUT;
+	if (r == STORE_OK)
+		r = store_find_channel(p->xs, p->opt.channel, p->opt.backend_domid, &p->ch,
+				       msg, sizeof(msg));
+	name_log(p);
+	if (r != STORE_OK) {   /* missing, ambiguous, or console 0 */
+		log_line(&p->log, XTL_ERROR, -1, "%s", msg);
+		return r == STORE_FAILED ? EX_UNAVAILABLE : EX_NOINPUT;
 	}
-	r = xs_check_channel(p->xs, &p->ch, msg, sizeof(msg));
-	if (r == XSR_OK)
+	r = store_check_channel(p->xs, &p->ch, msg, sizeof(msg));
+	if (r == STORE_OK)
 		return 0;
-	plog(p, XTL_ERROR, -1, "%s", msg);
+	log_line(&p->log, XTL_ERROR, -1, "%s", msg);
 	return EX_DATAERR;
 }
 
@@ -390,9 +367,10 @@ static int toolstack_endpoint(struct proxy *p, char *path, size_t pathlen)
 {
 	char conn[16];
 
-	if (xs_backend_connection(p->xs, &p->ch, conn, sizeof(conn), path, pathlen) != XSR_OK) {
-		plog(p, XTL_ERROR, -1, "no endpoint option, and %s/connection and path "
-		     "name no socket or pty", p->ch.be);
+	if (store_backend_connection(p->xs, &p->ch, conn, sizeof(conn), path, pathlen)
+	    != STORE_OK) {
+		log_line(&p->log, XTL_ERROR, -1, "no endpoint option, and %s/connection and path "
+			 "name no socket or pty", p->ch.be);
 		return EX_CONFIG;
 	}
 	if (strcmp(conn, "socket") == 0) {
@@ -419,15 +397,16 @@ static int open_endpoint(struct proxy *p)
 		endpoint_adopt_listener(&p->ep, SYSTEMD_LISTEN_FDS_START);
 	r = endpoint_open(&p->ep);
 	if (r != 0)
-		plog(p, XTL_ERROR, -1, "%s", p->ep.err);
+		log_line(&p->log, XTL_ERROR, -1, "%s", p->ep.err);
 	return r;
 }
 
 /* For xl console -t pv: the pty's path in the frontend "tty" node. */
 static void publish_tty(struct proxy *p)
 {
-	if (p->opt.kind == EP_PTY && xs_set_frontend_tty(p->xs, &p->ch, p->ep.pty_name) != XSR_OK)
-		plog(p, XTL_WARN, errno, "xs_write %s/tty", p->ch.fe);
+	if (p->opt.kind == EP_PTY
+	    && store_set_frontend_tty(p->xs, &p->ch, p->ep.pty_name) != STORE_OK)
+		log_line(&p->log, XTL_WARN, errno, "xs_write %s/tty", p->ch.fe);
 }
 
 static const char *endpoint_name(struct proxy *p)
@@ -459,7 +438,7 @@ static int open_signals(struct proxy *p)
 	block_signals(&set);
 	p->sigfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (p->sigfd < 0) {
-		plog(p, XTL_ERROR, errno, "signalfd");
+		log_line(&p->log, XTL_ERROR, errno, "signalfd");
 		return EX_OSERR;
 	}
 	return 0;
@@ -467,21 +446,21 @@ static int open_signals(struct proxy *p)
 
 static int open_xen(struct proxy *p)
 {
-	xentoollog_logger *lg = (xentoollog_logger *)p->logger;
+	xentoollog_logger *lg = p->log.logger;
 
 	p->xs = xs_open(0);
 	if (p->xs == NULL) {
-		plog(p, XTL_ERROR, errno, "xs_open (is xenstored running?)");
+		log_line(&p->log, XTL_ERROR, errno, "xs_open (is xenstored running?)");
 		return EX_UNAVAILABLE;
 	}
 	p->gnt = xengnttab_open(lg, 0);
 	if (p->gnt == NULL) {
-		plog(p, XTL_ERROR, errno, "xengnttab_open");
+		log_line(&p->log, XTL_ERROR, errno, "xengnttab_open");
 		return EX_UNAVAILABLE;
 	}
 	p->evt = xenevtchn_open(lg, 0);
 	if (p->evt == NULL) {
-		plog(p, XTL_ERROR, errno, "xenevtchn_open");
+		log_line(&p->log, XTL_ERROR, errno, "xenevtchn_open");
 		return EX_UNAVAILABLE;
 	}
 	return 0;
@@ -493,7 +472,7 @@ static void buffer_bound(struct proxy *p)
 
 	if (p->opt.buffer_set)
 		limit = p->opt.buffer;
-	else if (!xs_frontend_limit(p->xs, &p->ch, &limit))
+	else if (!store_frontend_limit(p->xs, &p->ch, &limit))
 		limit = DEFAULT_LIMIT;
 	held_init(&p->held, limit);
 }
@@ -505,17 +484,18 @@ struct proxy *proxy_new(void)
 
 	if (p == NULL)
 		return NULL;
-	p->sigfd = p->tr.fd = p->notify_fd = p->event_port = -1;
+	p->sigfd = p->tr.fd = p->notify.fd = p->event_port = -1;
+	p->log.program = "xenchan-proxy";
 	endpoint_init(&p->ep, EP_NONE, NULL, 0);
 	return p;
 }
 
 void proxy_free(struct proxy *p)
 {
-	ring_release(p);
+	relay_release(p);
 	endpoint_close(&p->ep);
 	held_free(&p->held);
-	held_free(&p->unread);
+	held_free(&p->client.unread);
 	held_free(&p->in_saved);
 	if (p->evt)
 		xenevtchn_close(p->evt);
@@ -526,10 +506,10 @@ void proxy_free(struct proxy *p)
 	if (p->sigfd >= 0)
 		close(p->sigfd);
 	transcript_close(p);
-	if (p->notify_fd >= 0)
-		close(p->notify_fd);
-	if (p->logger)
-		xtl_logger_destroy((xentoollog_logger *)p->logger);
+	if (p->notify.fd >= 0)
+		close(p->notify.fd);
+	if (p->log.logger)
+		xtl_logger_destroy(p->log.logger);
 	free(p->opt.split_arg);
 	free(p);
 }
@@ -550,16 +530,16 @@ static void on_signal(struct proxy *p)
 		/* A restart must not lose what a connected client was about
 		 * to get: it has STOP_DRAIN_MS in all (a slow client must not
 		 * hold a stop up) to take it.  A second signal stops at once. */
-		if (p->held.len > 0 && client_writable(p) && !p->draining) {
-			clock_gettime(CLOCK_MONOTONIC, &p->drain_start);
-			plog(p, XTL_INFO, -1, "signal %d: stopping once the client has the %zu "
-			     "bytes held (backend state left as it is)", (int)si.ssi_signo,
-			     p->held.len);
-			p->draining = true;
+		if (p->held.len > 0 && relay_client_writable(p) && !p->drain.on) {
+			p->drain.deadline_ms = mono_ms() + STOP_DRAIN_MS;
+			log_line(&p->log, XTL_INFO, -1, "signal %d: stopping once the client "
+				 "has the %zu bytes held (backend state left as it is)",
+				 (int)si.ssi_signo, p->held.len);
+			p->drain.on = true;
 			continue;
 		}
-		plog(p, XTL_INFO, -1, "signal %d: stopping (backend state left as it is)",
-		     (int)si.ssi_signo);
+		log_line(&p->log, XTL_INFO, -1, "signal %d: stopping (backend state left as it is)",
+			 (int)si.ssi_signo);
 		p->stop = true;
 	}
 }
@@ -570,15 +550,6 @@ static void on_event(struct proxy *p)
 
 	if (port >= 0)
 		p->event_port = port;
-}
-
-static long ms_left(const struct timespec *start, long window_ms)
-{
-	struct timespec now;
-
-	clock_gettime(CLOCK_MONOTONIC, &now);
-	return window_ms - ((now.tv_sec - start->tv_sec) * 1000
-			    + (now.tv_nsec - start->tv_nsec) / 1000000);
 }
 
 /* Has the guest moved an index on since we last looked?  Each index is read
@@ -613,18 +584,19 @@ static void count_event(struct proxy *p, bool progress)
 	if (forgiven)
 		return;
 	s->counted++;
-	if (s->events == 0 || ms_left(&s->start, STORM_WINDOW_MS) <= 0) {
-		clock_gettime(CLOCK_MONOTONIC, &s->start);
+	if (s->events == 0 || mono_until(s->start_ms + STORM_WINDOW_MS) == 0) {
+		s->start_ms = mono_ms();
 		s->events = 0;
 	}
 	if (++s->events > STORM_EVENTS) {
 		s->masked = true;
-		if (repeat_log(&p->rep_storm))
-			plog(p, XTL_WARN, -1, "event storm: %u notifications that changed no ring "
-			     "index and moved no byte in %ld ms; leaving the port masked for the "
-			     "rest of %d ms (%lu storms)", s->events,
-			     STORM_WINDOW_MS - ms_left(&s->start, STORM_WINDOW_MS), STORM_WINDOW_MS,
-			     p->rep_storm.n);
+		if (repeat_log(&p->rep.storm))
+			log_line(&p->log, XTL_WARN, -1, "event storm: %u notifications that "
+				 "changed no ring index and moved no byte in %ld ms; leaving "
+				 "the port masked for the rest of %d ms (%lu storms)",
+				 s->events,
+				 (long)(mono_ms() - s->start_ms),
+				 STORM_WINDOW_MS, p->rep.storm.n);
 	}
 }
 
@@ -639,7 +611,7 @@ static void settle_event(struct proxy *p, bool moved_bytes)
 	if (!s->masked && p->page != NULL)
 		count_event(p, guest_moved_on(p) || moved_bytes);
 	if (s->masked) {
-		if (ms_left(&s->start, STORM_WINDOW_MS) > 0)
+		if (mono_until(s->start_ms + STORM_WINDOW_MS) > 0)
 			return;
 		s->masked = false;   /* the window is over: a fresh count */
 		s->events = 0;
@@ -657,71 +629,69 @@ static void catch_up(struct proxy *p)
 	struct iovec iov[2];
 	int cnt;
 
-	for (int k = 0; k < CATCH_UP_ROUNDS && p->event_port >= 0 && p->notify_due
+	for (int k = 0; k < CATCH_UP_ROUNDS && p->event_port >= 0 && p->flow.notify_due
 	     && p->page != NULL && p->phase == PH_CONNECTED; k++) {
-		bool out = !p->out_waiting && ring_readable(&p->out, iov, &cnt) > 0;
-		bool in = p->in_filled && ring_writable(&p->in, iov, &cnt) > 0;
+		bool out = !p->flow.out_waiting && ring_readable(&p->out, iov, &cnt) > 0;
+		bool in = p->flow.in_filled && ring_writable(&p->in, iov, &cnt) > 0;
 
 		if (!out && !in)
 			return;
-		p->caught_up++;
-		notify_guest(p);   /* the last round's bytes first: the guest may go on */
+		p->totals.caught_up++;
+		relay_notify_guest(p);   /* the last round's bytes first: the guest may go on */
 		if (out)
-			pump_out(p);
+			relay_pump_out(p);
 		if (in)
-			pump_in(p);
+			relay_pump_in(p);
 	}
+}
+
+/* The sooner of two poll timeouts (-1: none). */
+static int earliest(int a, int b)
+{
+	return a < 0 || (b >= 0 && b < a) ? b : a;
 }
 
 /* Build the poll set; returns the poll timeout (-1: none, as when idle). */
 static int poll_setup(struct proxy *p, struct pollfd *pfd)
 {
 	bool client = endpoint_has_client(&p->ep);
-	bool ending = p->phase == PH_ENDING || p->draining;
+	bool ending = p->phase == PH_ENDING || p->drain.on;
 	int timeout = -1;
 
 	for (int i = 0; i < PFD_N; i++)
 		pfd[i] = (struct pollfd){ .fd = -1 };
 	pfd[PFD_SIG] = (struct pollfd){ .fd = p->sigfd, .events = POLLIN };
 	if (!ending) {
-		pfd[PFD_XS] = (struct pollfd){ .fd = p->xs_fd, .events = POLLIN };
+		pfd[PFD_XS] = (struct pollfd){ .fd = p->store_fd, .events = POLLIN };
 		if (p->page != NULL)
 			pfd[PFD_EVT] = (struct pollfd){ .fd = xenevtchn_fd(p->evt), .events = POLLIN };
 		if (p->ep.kind == EP_LISTEN && !client)
 			pfd[PFD_LISTEN] = (struct pollfd){ .fd = p->ep.listen_fd, .events = POLLIN };
-		if (want_client_read(p))
+		if (relay_want_client_read(p))
 			pfd[PFD_CLIENT_R] = (struct pollfd){ .fd = p->ep.rfd, .events = POLLIN };
 	}
-	if (client && !p->client_wr_dead)
+	if (client && !p->client.wr_dead)
 		pfd[PFD_CLIENT_W] = (struct pollfd){ .fd = p->ep.wfd,
-			.events = p->held.len || p->out_waiting ? POLLOUT : 0 };
+			.events = p->held.len || p->flow.out_waiting ? POLLOUT : 0 };
 	if (p->ep.kind == EP_CONNECT && !client && !ending)
 		timeout = p->ep.retry_ms;
 	if (ending)
 		timeout = FINAL_DRAIN_MS;
-	if (p->draining) {
-		long left = ms_left(&p->drain_start, STOP_DRAIN_MS);
-		timeout = left < 0 ? 0 : (int)left;
-	}
-	if (p->storm.masked) {
-		long left = ms_left(&p->storm.start, STORM_WINDOW_MS);
-		left = left < 0 ? 0 : left;
-		timeout = timeout < 0 || left < timeout ? (int)left : timeout;
-	}
-	if (p->retry_armed && !ending) {
-		long left = ms_left(&p->retry_start, p->retry_ms);
-		left = left < 0 ? 0 : left;
-		timeout = timeout < 0 || left < timeout ? (int)left : timeout;
-	}
+	if (p->drain.on)
+		timeout = mono_until(p->drain.deadline_ms);
+	if (p->storm.masked)
+		timeout = earliest(timeout, mono_until(p->storm.start_ms + STORM_WINDOW_MS));
+	if (!ending)
+		timeout = earliest(timeout, backend_timeout(p));
 	return timeout;
 }
 
 static void on_client_gone(struct proxy *p)
 {
-	p->client_reset |= endpoint_client_reset(&p->ep);
-	unread_replay(p);
-	plog(p, XTL_INFO, -1, "client gone (%zu bytes held for the next)", p->held.len);
-	p->client_wr_dead = p->client_reset = false;
+	p->client.reset |= endpoint_client_reset(&p->ep);
+	relay_unread_replay(p);
+	log_line(&p->log, XTL_INFO, -1, "client gone (%zu bytes held for the next)", p->held.len);
+	p->client.wr_dead = p->client.reset = false;
 	if (!endpoint_drop_client(&p->ep))
 		p->stop = true;   /* stdio: nobody to serve any more */
 }
@@ -729,22 +699,23 @@ static void on_client_gone(struct proxy *p)
 static void on_client_ready(struct proxy *p, const struct pollfd *pfd)
 {
 	if (pfd[PFD_CLIENT_W].revents & (POLLHUP | POLLERR))
-		p->client_wr_dead = true;
+		p->client.wr_dead = true;
 	if (pfd[PFD_CLIENT_R].revents & (POLLHUP | POLLERR))
-		pump_in(p);   /* read what it sent before hanging up */
+		relay_pump_in(p);   /* read what it sent before hanging up */
 	/* Drop the client once it can neither send nor take bytes. */
-	if (p->client_wr_dead && (p->ep.read_eof || p->page == NULL || p->ep.kind == EP_STDIO))
+	if (p->client.wr_dead && (p->ep.read_eof || p->page == NULL || p->ep.kind == EP_STDIO))
 		on_client_gone(p);
 }
 
 static void new_client(struct proxy *p, bool ok)
 {
 	if (ok)
-		held_init(&p->unread, 2 * p->ep.sndbuf);
+		held_init(&p->client.unread, 2 * p->ep.sndbuf);
 	if (ok)
-		plog(p, XTL_INFO, -1, "client connected (%zu bytes held for it)", p->held.len);
-	else if (p->ep.kind == EP_CONNECT && repeat_log(&p->rep_connect))
-		plog(p, XTL_INFO, -1, "%s; retrying in %d ms", p->ep.err, p->ep.retry_ms);
+		log_line(&p->log, XTL_INFO, -1, "client connected (%zu bytes held for it)",
+			 p->held.len);
+	else if (p->ep.kind == EP_CONNECT && repeat_log(&p->rep.connect))
+		log_line(&p->log, XTL_INFO, -1, "%s; retrying in %d ms", p->ep.err, p->ep.retry_ms);
 }
 
 static void loop_once(struct proxy *p)
@@ -756,7 +727,7 @@ static void loop_once(struct proxy *p)
 
 	if (n < 0) {
 		if (errno != EINTR) {
-			plog(p, XTL_ERROR, errno, "poll");
+			log_line(&p->log, XTL_ERROR, errno, "poll");
 			p->stop = true;
 			p->exit_code = EX_OSERR;
 		}
@@ -765,33 +736,32 @@ static void loop_once(struct proxy *p)
 	if (pfd[PFD_SIG].revents)
 		on_signal(p);
 	if (pfd[PFD_XS].revents)
-		on_xenstore(p);
-	if (p->retry_armed && p->phase != PH_ENDING && ms_left(&p->retry_start, p->retry_ms) <= 0)
-		follow_states(p);
+		backend_on_xenstore(p);
+	backend_on_timer(p);
 	if (pfd[PFD_EVT].revents && p->page != NULL)
 		on_event(p);
 	if (pfd[PFD_LISTEN].revents)
 		new_client(p, endpoint_accept(&p->ep));
 	if (n == 0 && p->ep.kind == EP_CONNECT && !endpoint_has_client(&p->ep))
 		new_client(p, endpoint_connect(&p->ep));
-	flush_held(p);
-	pump_out(p);
+	relay_flush_held(p);
+	relay_pump_out(p);
 	/* Read the client only when it has bytes, or when the guest may have
 	 * made room in a full in[]: no readv that can only say EAGAIN. */
-	if ((pfd[PFD_CLIENT_R].revents & POLLIN) || (p->event_port >= 0 && p->in_full)
+	if ((pfd[PFD_CLIENT_R].revents & POLLIN) || (p->event_port >= 0 && p->flow.in_full)
 	    || p->in_saved.len > 0)
-		pump_in(p);
-	moved = p->notify_due;
+		relay_pump_in(p);
+	moved = p->flow.notify_due;
 	catch_up(p);
-	settle_event(p, moved || p->notify_due);
-	notify_guest(p);
+	settle_event(p, moved || p->flow.notify_due);
+	relay_notify_guest(p);
 	if (endpoint_has_client(&p->ep))
 		on_client_ready(p, pfd);
 	/* At the end, a client gets FINAL_DRAIN_MS without progress to take
 	 * what is held. */
-	if ((p->phase == PH_ENDING || p->draining)
-	    && (p->held.len == 0 || !client_writable(p) || n == 0
-		|| (p->draining && ms_left(&p->drain_start, STOP_DRAIN_MS) <= 0)))
+	if ((p->phase == PH_ENDING || p->drain.on)
+	    && (p->held.len == 0 || !relay_client_writable(p) || n == 0
+		|| (p->drain.on && mono_until(p->drain.deadline_ms) == 0)))
 		p->stop = true;
 }
 
@@ -803,14 +773,14 @@ static int choose_endpoint(struct proxy *p, char *path, size_t len)
 
 	if (p->opt.kind != EP_NONE) {
 		if (n > 0)
-			plog(p, XTL_WARN, -1, "ignoring the %d sockets systemd passed: an endpoint "
-			     "option was given", n);
+			log_line(&p->log, XTL_WARN, -1, "ignoring the %d sockets systemd "
+				 "passed: an endpoint option was given", n);
 		return 0;
 	}
 	if (n > 0) {
 		if (n != 1 || !systemd_is_unix_listener(SYSTEMD_LISTEN_FDS_START)) {
-			plog(p, XTL_ERROR, -1, "systemd passed %d sockets; expected one listening "
-			     "Unix stream socket", n);
+			log_line(&p->log, XTL_ERROR, -1, "systemd passed %d sockets; expected "
+				 "one listening Unix stream socket", n);
 			return EX_CONFIG;
 		}
 		p->opt.kind = EP_LISTEN;
@@ -837,13 +807,13 @@ static int enter_sandbox(struct proxy *p)
 	int r = sandbox_drop_privileges(p->opt.user, err, sizeof(err));
 
 	if (r == 0)
-		plog(p, XTL_INFO, -1, "running as %s (uid %u) with no capabilities%s",
-		     p->opt.user ? p->opt.user : "root", (unsigned)getuid(),
-		     p->opt.no_seccomp ? "; no system-call filter (--no-seccomp)" : "");
+		log_line(&p->log, XTL_INFO, -1, "running as %s (uid %u) with no capabilities%s",
+			 p->opt.user ? p->opt.user : "root", (unsigned)getuid(),
+			 p->opt.no_seccomp ? "; no system-call filter (--no-seccomp)" : "");
 	if (r == 0 && !p->opt.no_seccomp)
 		r = sandbox_seccomp(&need, err, sizeof(err));
 	if (r != 0)
-		plog(p, XTL_ERROR, -1, "%s", err);
+		log_line(&p->log, XTL_ERROR, -1, "%s", err);
 	/* Setup's garbage (directory listings, the filter's build) goes back
 	 * to the kernel: hundreds of idle instances run on one host. */
 	malloc_trim(0);
@@ -854,7 +824,7 @@ static int proxy_setup(struct proxy *p)
 {
 	int r;
 
-	p->notify_fd = systemd_notify_open();
+	p->notify.fd = systemd_notify_open();
 	if ((r = open_signals(p)) || (r = open_xen(p)) || (r = find_channel(p))
 	    || (r = choose_endpoint(p, p->toolstack_path, sizeof(p->toolstack_path))))
 		return r;
@@ -866,13 +836,13 @@ static int proxy_setup(struct proxy *p)
 	buffer_bound(p);
 	held_init(&p->in_saved, sizeof(((struct xencons_interface *)0)->in));
 	publish_tty(p);
-	if ((r = start_backend(p)))
+	if ((r = backend_start(p)))
 		return r;
-	if (xs_set_server_pid(p->xs, &p->ch, getpid(), hotplug_own_start()) != XSR_OK)
-		plog(p, XTL_WARN, errno, "xs_write %s/xenchan-pid", p->ch.be);
-	systemd_notify(p->notify_fd, "STATUS=waiting for the guest to connect");
-	plog(p, XTL_INFO, -1, "serving %s (backend %s) on %s, holding up to %zu bytes",
-	     p->ch.fe, p->ch.be, endpoint_name(p), p->held.bound);
+	if (hotplug_write_server(p->xs, &p->ch, getpid(), hotplug_own_start()) != STORE_OK)
+		log_line(&p->log, XTL_WARN, errno, "xs_write %s/xenchan-pid", p->ch.be);
+	systemd_notify(p->notify.fd, "STATUS=waiting for the guest to connect");
+	log_line(&p->log, XTL_INFO, -1, "serving %s (backend %s) on %s, holding up to %zu bytes",
+		 p->ch.fe, p->ch.be, endpoint_name(p), p->held.bound);
 	return enter_sandbox(p);
 }
 
@@ -883,24 +853,24 @@ static void proxy_finish(struct proxy *p)
 	char msg[256];
 
 	if (p->storm.handled)
-		plog(p, XTL_INFO, -1, "notifications: %llu handled, %llu changed no ring index "
-		     "and moved no byte, %llu of them held against the guest; %lu storms; "
-		     "%llu catch-up rounds", p->storm.handled, p->storm.idle, p->storm.counted,
-		     p->rep_storm.n, p->caught_up);
-	pump_out(p);
-	flush_held(p);
-	ring_release(p);
+		log_line(&p->log, XTL_INFO, -1, "notifications: %llu handled, %llu changed no "
+			 "ring index and moved no byte, %llu of them held against the guest; "
+			 "%lu storms; %llu catch-up rounds", p->storm.handled, p->storm.idle,
+			 p->storm.counted, p->rep.storm.n, p->totals.caught_up);
+	relay_pump_out(p);
+	relay_flush_held(p);
+	relay_release(p);
 	if (p->phase == PH_ENDING || p->xs == NULL || p->ch.be[0] == '\0')
 		return;
-	systemd_notify(p->notify_fd, "STOPPING=1");
+	systemd_notify(p->notify.fd, "STOPPING=1");
 	if (!p->created) {
-		xs_set_server_pid(p->xs, &p->ch, 0, 0);
+		hotplug_write_server(p->xs, &p->ch, 0, 0);
 		return;
 	}
-	if (hotplug_unplug(p->xs, &p->ch, UNPLUG_WAIT_MS, msg, sizeof(msg)) == XSR_FAILED)
-		plog(p, XTL_ERROR, errno, "unplug: %s", msg);
+	if (hotplug_unplug(p->xs, &p->ch, UNPLUG_WAIT_MS, msg, sizeof(msg)) == STORE_FAILED)
+		log_line(&p->log, XTL_ERROR, errno, "unplug: %s", msg);
 	else
-		plog(p, XTL_INFO, -1, "%s", msg);
+		log_line(&p->log, XTL_INFO, -1, "%s", msg);
 }
 
 /* --list and --remove need only xenstore. */
@@ -911,7 +881,7 @@ static int run_command(struct proxy *p)
 
 	p->xs = xs_open(0);
 	if (p->xs == NULL) {
-		plog(p, XTL_ERROR, errno, "xs_open (is xenstored running?)");
+		log_line(&p->log, XTL_ERROR, errno, "xs_open (is xenstored running?)");
 		return EX_UNAVAILABLE;
 	}
 	if ((r = find_channel(p)) != 0)
@@ -919,7 +889,7 @@ static int run_command(struct proxy *p)
 	if (p->opt.command == MODE_LIST)
 		return hotplug_list(p->xs, &p->ch, stdout);
 	r = hotplug_remove(p->xs, &p->ch, msg, sizeof(msg));
-	plog(p, r ? XTL_ERROR : XTL_INFO, -1, "--remove: %s", msg);
+	log_line(&p->log, r ? XTL_ERROR : XTL_INFO, -1, "--remove: %s", msg);
 	return r;
 }
 
@@ -941,8 +911,9 @@ int main(int argc, char **argv)
 	}
 	level = p->opt.verbosity < 0 ? XTL_ERROR : p->opt.verbosity == 0 ? XTL_WARN
 		: p->opt.verbosity == 1 ? XTL_INFO : XTL_DEBUG;
-	p->logger = xtl_createlogger_stdiostream(stderr, level, 0);
-	if (p->logger == NULL)
+	p->log.logger = (xentoollog_logger *)xtl_createlogger_stdiostream(stderr, level, 0);
+	name_log(p);
+	if (p->log.logger == NULL)
 		r = EX_OSERR;
 	else if (p->opt.command == MODE_LIST || p->opt.command == MODE_REMOVE)
 		r = run_command(p);

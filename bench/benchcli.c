@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * benchcli.c - the socket ends of the benchmarks (bench/run.py).
  *

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Many domains on a simulated host, quickly (bench/run.py's big host).
 
 `xensim domain-create` and `channel-add` do what libxl does, one process and

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """bench/run.py - xenchan-proxy's benchmarks on the simulated host (issue 7).
 
     make bench                  # or: python3 bench/run.py [options]

@@ -4,6 +4,8 @@
 
     tests/callgraph.py OBJECT...
 
+A file is named by its object's path below the objects' common directory,
+without ".o" (build/dm/log.o and build/log.o are "dm/log" and "log").
 For each object, `nm` gives the functions and data it defines (T, D, B, R)
 and the symbols it uses but does not define (U).  A use in a.o of a symbol
 that b.o defines is an edge a -> b.  Prints every edge, then every cycle
@@ -28,7 +30,8 @@ def symbols(obj):
 
 def graph(objects):
     """{file: {file it calls: [symbols]}} over the given objects."""
-    name = {o: os.path.splitext(os.path.basename(o))[0] for o in objects}
+    top = os.path.commonpath([os.path.dirname(os.path.abspath(o)) for o in objects])
+    name = {o: os.path.splitext(os.path.relpath(os.path.abspath(o), top))[0] for o in objects}
     syms = {o: symbols(o) for o in objects}
     owner = {}
     for o, (defined, _) in syms.items():

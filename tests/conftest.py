@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """pytest setup for xenchan-proxy's tests: the `host` fixture (a simulated
 Xen host per test, tests/simhost.py) and a default time bound per test."""
 import os

@@ -1,4 +1,5 @@
 #!/bin/bash
+# SPDX-License-Identifier: MIT
 # make demo: start a simulated Xen host, create a domain "demo" with a
 # channel "org.example.demo", run its guest side (guest-sim) and
 # xenchan-proxy on it, send a line each way and show both as they cross,

@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # Install what building and testing xenchan-proxy needs on Debian 12, and
 # unpack Xen's own tools the tests use (test-xenstore, xenconsole) from
 # xen-utils-4.17 into tests/.cache/xen-utils, without installing that

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The simulated Xen host, for pytest (tests/sim/README.md).
 
 A test asks for the `host` fixture (tests/conftest.py) and gets a SimHost
@@ -36,6 +37,7 @@ import socket
 import subprocess
 import tempfile
 import time
+from contextlib import contextmanager
 from typing import NamedTuple
 
 from xslib import XS
@@ -354,6 +356,34 @@ def wait_socket_connectable(path, timeout=10, proc=None):
         except (ConnectionRefusedError, FileNotFoundError):
             s.close()
             _gap_wait(dl, proc, what)
+
+
+@contextmanager
+def busy_listener(path, most=64):
+    """A socket listening at path that never accepts, its queue full (a
+    non-blocking connect there fails with EAGAIN; a blocking one waits until
+    it is closed).  Closed, with its queued clients, on leaving."""
+    listener = socket.socket(socket.AF_UNIX)
+    queued = []
+    try:
+        listener.bind(os.fspath(path))
+        listener.listen(0)
+        for _ in range(most):
+            c = socket.socket(socket.AF_UNIX)
+            c.setblocking(False)
+            try:
+                c.connect(os.fspath(path))
+            except BlockingIOError:
+                c.close()
+                break
+            queued.append(c)
+        else:
+            raise SimError("the queue of a listen(0) socket at %s never filled" % path)
+        yield listener
+    finally:
+        for c in queued:
+            c.close()
+        listener.close()
 
 
 # ---- moving bytes ---------------------------------------------------------------

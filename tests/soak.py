@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """make soak: at least 256 MiB each way through one proxy, through repeated
 client faults (SIGKILL mid-transfer, half-close, a client that leaves without
 reading), checking every byte, and that the proxy's memory does not grow.

@@ -1,6 +1,7 @@
+/* SPDX-License-Identifier: MIT */
 /*
- * test-units.c - unit tests of the pure parts: ring.c, held.c, the parsers
- * and channel matching of xs.c, and log.c's line budget.  Run by
+ * test-units.c - unit tests of the pure parts: ring.c, held.c, the strict
+ * parsers (strict.c), the channel matching of xs.c, and log.c's line budget.  Run by
  * tests/test_units.py.
  */
 #include <stdio.h>
@@ -9,7 +10,8 @@
 #include "held.h"
 #include "log.h"
 #include "ring.h"
-#include "xs.h"
+#include "strict.h"
+#include "store.h"
 
 static int failures, checks;
 
@@ -164,20 +166,20 @@ static void test_parse_uint(void)
 {
 	unsigned long v;
 
-	CHECK(xs_parse_uint("0", 10, &v) && v == 0);
-	CHECK(xs_parse_uint("4294967295", 4294967295UL, &v) && v == 4294967295UL);
-	CHECK(!xs_parse_uint("4294967296", 4294967295UL, &v));
-	CHECK(!xs_parse_uint("", 10, &v));
-	CHECK(!xs_parse_uint("-1", 10, &v));
-	CHECK(!xs_parse_uint("+1", 10, &v));
-	CHECK(!xs_parse_uint(" 1", 10, &v));
-	CHECK(!xs_parse_uint("1 ", 10, &v));
-	CHECK(!xs_parse_uint("0x10", 100, &v));
-	CHECK(!xs_parse_uint("99999999999999999999999", ~0UL, &v));
-	CHECK(!xs_parse_uint(NULL, 10, &v));
-	CHECK(!xs_parse_uint("9", 8, &v));      /* a digit above max (found by fuzzing) */
-	CHECK(xs_parse_uint("8", 8, &v) && v == 8);
-	CHECK(!xs_parse_uint("10", 8, &v));
+	CHECK(strict_uint("0", 10, &v) && v == 0);
+	CHECK(strict_uint("4294967295", 4294967295UL, &v) && v == 4294967295UL);
+	CHECK(!strict_uint("4294967296", 4294967295UL, &v));
+	CHECK(!strict_uint("", 10, &v));
+	CHECK(!strict_uint("-1", 10, &v));
+	CHECK(!strict_uint("+1", 10, &v));
+	CHECK(!strict_uint(" 1", 10, &v));
+	CHECK(!strict_uint("1 ", 10, &v));
+	CHECK(!strict_uint("0x10", 100, &v));
+	CHECK(!strict_uint("99999999999999999999999", ~0UL, &v));
+	CHECK(!strict_uint(NULL, 10, &v));
+	CHECK(!strict_uint("9", 8, &v));      /* a digit above max (found by fuzzing) */
+	CHECK(strict_uint("8", 8, &v) && v == 8);
+	CHECK(!strict_uint("10", 8, &v));
 }
 
 static void test_pick_channel(void)
@@ -186,23 +188,23 @@ static void test_pick_channel(void)
 	const char *names[] = { "org.c0", "org.a", "org.b", "org.a", "org.z" };
 	size_t idx = 99;
 
-	CHECK(xs_pick_channel(ids, names, 5, "2", &idx) == XSR_OK && idx == 2);
-	CHECK(xs_pick_channel(ids, names, 5, "org.b", &idx) == XSR_OK && idx == 2);
-	CHECK(xs_pick_channel(ids, names, 5, "org.a", &idx) == XSR_AMBIGUOUS);
-	CHECK(xs_pick_channel(ids, names, 5, "0", &idx) == XSR_INVALID);
-	CHECK(xs_pick_channel(ids, names, 5, "org.c0", &idx) == XSR_NOT_FOUND);
-	CHECK(xs_pick_channel(ids, names, 5, "org.z", &idx) == XSR_NOT_FOUND);
-	CHECK(xs_pick_channel(ids, names, 5, "7", &idx) == XSR_NOT_FOUND);
-	CHECK(xs_pick_channel(ids, names, 0, "org.a", &idx) == XSR_NOT_FOUND);
+	CHECK(store_pick_channel(ids, names, 5, "2", &idx) == STORE_OK && idx == 2);
+	CHECK(store_pick_channel(ids, names, 5, "org.b", &idx) == STORE_OK && idx == 2);
+	CHECK(store_pick_channel(ids, names, 5, "org.a", &idx) == STORE_AMBIGUOUS);
+	CHECK(store_pick_channel(ids, names, 5, "0", &idx) == STORE_INVALID);
+	CHECK(store_pick_channel(ids, names, 5, "org.c0", &idx) == STORE_NOT_FOUND);
+	CHECK(store_pick_channel(ids, names, 5, "org.z", &idx) == STORE_NOT_FOUND);
+	CHECK(store_pick_channel(ids, names, 5, "7", &idx) == STORE_NOT_FOUND);
+	CHECK(store_pick_channel(ids, names, 0, "org.a", &idx) == STORE_NOT_FOUND);
 	/* A directory named "05" is not device 5: paths we build say "5". */
 	{
 		const char *odd_ids[] = { "05", "6" };
 		const char *odd_names[] = { "org.odd", "org.six" };
 
-		CHECK(xs_pick_channel(odd_ids, odd_names, 2, "5", &idx) == XSR_NOT_FOUND);
-		CHECK(xs_pick_channel(odd_ids, odd_names, 2, "org.odd", &idx) == XSR_NOT_FOUND);
-		CHECK(xs_pick_channel(odd_ids, odd_names, 2, "05", &idx) == XSR_NOT_FOUND);
-		CHECK(xs_pick_channel(odd_ids, odd_names, 2, "06", &idx) == XSR_OK && idx == 1);
+		CHECK(store_pick_channel(odd_ids, odd_names, 2, "5", &idx) == STORE_NOT_FOUND);
+		CHECK(store_pick_channel(odd_ids, odd_names, 2, "org.odd", &idx) == STORE_NOT_FOUND);
+		CHECK(store_pick_channel(odd_ids, odd_names, 2, "05", &idx) == STORE_NOT_FOUND);
+		CHECK(store_pick_channel(odd_ids, odd_names, 2, "06", &idx) == STORE_OK && idx == 1);
 	}
 }
 
@@ -212,14 +214,13 @@ static void test_pick_channel(void)
 static void test_log_budget(void)
 {
 	struct log_budget b = { 0 };
-	struct timespec t = { 1000, 0 };
+	int64_t t = 1000 * 1000;   /* ms */
 	unsigned long held, logged = 0, warned = 0, counted = 0, events = 0;
 	bool throttling;
 
 	for (long ms = 0; ms < 3600L * 1000; ms++, events++) {
-		t.tv_sec = 1000 + ms / 1000;
-		t.tv_nsec = (ms % 1000) * 1000000;
-		if (log_budget_take(&b, &t, &held, &throttling)) {
+		t = 1000 * 1000 + ms;
+		if (log_budget_take(&b, t, &held, &throttling)) {
 			logged++;
 			counted += held;
 		}
@@ -230,16 +231,16 @@ static void test_log_budget(void)
 	      || logged == LOG_BURST + 3600 / (LOG_REFILL_MS / 1000));
 	CHECK(counted + logged + b.held_back == events);
 	/* calm for less than a full refill: still throttling, no new warning */
-	t.tv_sec += (LOG_BURST - 1) * (LOG_REFILL_MS / 1000);
+	t += (LOG_BURST - 1) * LOG_REFILL_MS;
 	for (int i = 0; i < LOG_BURST + 5; i++) {
-		log_budget_take(&b, &t, &held, &throttling);
+		log_budget_take(&b, t, &held, &throttling);
 		CHECK(!throttling);
 	}
 	/* calm long enough: a full budget again, and one warning when spent */
-	t.tv_sec += LOG_BURST * (LOG_REFILL_MS / 1000);
+	t += LOG_BURST * LOG_REFILL_MS;
 	warned = logged = 0;
 	for (int i = 0; i < LOG_BURST + 5; i++) {
-		logged += log_budget_take(&b, &t, &held, &throttling);
+		logged += log_budget_take(&b, t, &held, &throttling);
 		warned += throttling;
 	}
 	CHECK(logged == LOG_BURST && warned == 1);

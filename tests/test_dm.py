@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """xenchan-dm, the device-model stand-in, on the simulated host.
 
 Each test plays libxl 4.17: it writes the domain's nodes (xensim), starts
@@ -22,8 +23,8 @@ import tty
 
 import pytest
 
-from simhost import (ProcessExited, _unix_listening, exchange, recv_exact, send_all,
-                     thread_switches, wait_asleep, wait_dir, wait_proc_exit,
+from simhost import (ProcessExited, _unix_listening, busy_listener, exchange, recv_exact,
+                     send_all, thread_switches, wait_asleep, wait_dir, wait_proc_exit,
                      wait_socket_connectable)
 
 EX_USAGE, EX_NOINPUT, EX_CANTCREAT, EX_CONFIG = 64, 66, 73, 78
@@ -367,6 +368,31 @@ def test_qmp_as_libxenstat_and_protocol_errors(host):
         assert err["error"]["class"] == "GenericError" and "parse error" in err["error"]["desc"]
         assert q.at_eof()
     # Other clients were not disturbed.
+    assert libxl_qmp(dm.qmp, "query-status")["running"] is True
+    assert dm.proc.poll() is None
+
+
+@pytest.mark.timeout(60)
+def test_qmp_client_that_never_reads_is_dropped(host):
+    """A client that sends commands and never reads the replies: once 64 KiB
+    of them wait behind its full socket, it is dropped (logged), and the
+    dm goes on serving libxl."""
+    d, sock, g1, g2, argv = two_channel_domain(host)
+    dm = start_dm(host, argv, d)
+    q = QMPConn(dm.stat)
+    try:
+        q.sock.settimeout(20)
+        try:
+            q.sock.sendall(b'{"execute":"qmp_capabilities"}'
+                           + b'{"execute":"query-commands"}' * 40000)
+            pytest.fail("the dm read 1 MiB of commands without dropping a client "
+                        "that reads none of the replies")
+        except (BrokenPipeError, ConnectionResetError):
+            pass                         # hung up on, mid-way
+        dm.wait_log(r"QMP libxenstat-cmd: a client that leaves \d+ bytes of replies unread: "
+                    r"dropping it")
+    finally:
+        q.close()
     assert libxl_qmp(dm.qmp, "query-status")["running"] is True
     assert dm.proc.poll() is None
 
@@ -860,6 +886,37 @@ def test_proxy_failing_at_startup_fails_the_start(host):
                      r"status 73 before it was ready", dm.log())
     assert not host.xs.exists(dm_node(d, "state"))
     assert not os.path.lexists(dm.qmp)
+
+
+@pytest.mark.timeout(30)
+def test_qmp_path_with_a_stale_socket_taken(host):
+    """A socket left at libxl's QMP path by a device model that crashed
+    (nothing listens there): xenchan-dm replaces it and starts."""
+    d, sock, g1, g2, argv = two_channel_domain(host)
+    qmp = os.path.join(host.dir, "qmp-libxl-%d" % d)
+    dead = socket.socket(socket.AF_UNIX)
+    dead.bind(qmp)
+    dead.close()
+    dm = start_dm(host, argv, d)
+    assert libxl_qmp(dm.qmp, "query-status")["status"] == "running"
+
+
+@pytest.mark.timeout(30)
+def test_qmp_path_with_a_busy_listener_refused(host):
+    """Another device model listens at libxl's QMP path, its backlog full:
+    xenchan-dm takes it for live and refuses the path at once (its probe
+    does not wait for room; a blocking connect would wait for ever), leaving
+    the other's socket where it is."""
+    d, sock, g1, g2, argv = two_channel_domain(host)
+    qmp = os.path.join(host.dir, "qmp-libxl-%d" % d)
+    with busy_listener(qmp):
+        ino = os.lstat(qmp).st_ino
+        dm = start_dm(host, argv, d, running=False)
+        assert dm.wait(10) == EX_CANTCREAT, dm.log()
+        assert re.search(r"QMP libxl-cmd: %s is in the way \(another device model listens "
+                         r"there\)" % re.escape(qmp), dm.log()), dm.log()
+        assert os.lstat(qmp).st_ino == ino
+        assert "started xenchan-proxy" not in dm.log()
 
 
 @pytest.mark.timeout(30)

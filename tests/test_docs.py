@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The documentation promises: the man page is mandoc-clean and documents
 every option --help offers; the README opens with the two commands."""
 import os

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Client faults: killed clients, slow and silent readers, reconnect storms.
 What all clients received, in order and with the documented at-least-once
 overlap removed, must be exactly what the guest sent; the proxy's memory must

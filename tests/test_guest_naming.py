@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """contrib/guest: the udev helper that names a guest's channels
 /dev/xen-channel/NAME -> ../hvcK, run against a fake sysfs tree laid out as
 Linux lays out xenbus console devices (/sys/devices/console-N with nodename,

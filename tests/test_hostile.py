@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Hostile guests.  In each case the proxy logs a refusal naming the domain
 and the channel (a few lines, not a flood), never crashes or hangs, keeps its
 CPU bounded, and another proxy on another channel of the same domain goes on

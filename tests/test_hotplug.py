@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Hotplug and unplug of channels on running guests: --create, --remove, --list."""
 import os
 import re

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Installing: `make install` lays out exactly the documented files (install.mk's
 header, README's "Installing"), the installed units run the installed binary,
 `make uninstall` takes it all away again; `make install-guest` puts the guest
@@ -19,8 +20,6 @@ BUILD = os.environ.get("XENCHAN_BUILD", os.path.join(ROOT, "build"))
 VERSION = re.search(r"^VERSION\s*=\s*(\S+)", open(os.path.join(ROOT, "Makefile")).read(),
                     re.M).group(1)
 
-# The device-model stand-in is installed once it is in the tree (install.mk).
-HAVE_DM = all(os.path.exists(os.path.join(ROOT, f)) for f in ("dm.mk", "xenchan-dm.c"))
 HAVE_DM_MAN = os.path.exists(os.path.join(ROOT, "man", "xenchan-dm.8"))
 
 # Variables that would change where things go, and a parent make's flags
@@ -30,6 +29,11 @@ _DROP = {"MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "DESTDIR", "PREFIX
          "DATADIR", "MANDIR", "GUESTDIR", "SYSTEMDUNITDIR", "UDEVDIR", "DEB_OUT",
          "SAN", "B"}
 ENV = {k: v for k, v in os.environ.items() if k not in _DROP}
+
+# The device-model stand-in is installed when the Makefile builds it (install.mk).
+HAVE_DM = subprocess.run(["make", "-s", "--no-print-directory", "-C", ROOT, "print-DM_PROG"],
+                         env=ENV, capture_output=True, text=True,
+                         timeout=60).stdout.strip() == "xenchan-dm"
 
 
 def make(*args, timeout=120):
@@ -319,14 +323,14 @@ def test_make_deb_builds_the_packages_and_lintian_is_clean():
         "/lib/systemd/system/xenchan-proxy@.service",
         "/lib/systemd/system/xenchan-proxy@.socket",
         "/usr/share/doc/xenchan-proxy/README.md",
-        "/usr/share/doc/xenchan-proxy/protocol-notes.md",
+        "/usr/share/doc/xenchan-proxy/protocol.md",
         "/usr/share/doc/xenchan-proxy/examples/xl/README.md",
         "/usr/share/doc/xenchan-proxy/examples/xl/xl-create-channels",
         "/usr/share/doc/xenchan-proxy/changelog.gz",
         "/usr/share/doc/xenchan-proxy/copyright",
     }
     # dh_compress compresses documents over 4 KiB.
-    for doc in ("README.md", "protocol-notes.md"):
+    for doc in ("README.md", "protocol.md"):
         if os.path.getsize(os.path.join(ROOT, "docs" if doc.startswith("protocol") else "", doc)) > 4096:
             want.remove("/usr/share/doc/xenchan-proxy/" + doc)
             want.add("/usr/share/doc/xenchan-proxy/" + doc + ".gz")

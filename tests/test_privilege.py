@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Least privilege: no capability after setup whatever the user, --user,
 and the seccomp filter that is on by default (every other test already runs
 the full relay, reconnect and exit paths with it on)."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """xenchan-proxy on the simulated host: relay, delivery, xenbus states, lookup,
 restart, domain death.  Every test has a deadline and waits on events."""
 import hashlib

@@ -1,6 +1,7 @@
+# SPDX-License-Identifier: MIT
 """Save and restore: a restored guest's hvc_xen resumes the devices it had,
-granting its ring anew and writing Initialised as at probe (protocol-notes
-item 7).
+granting its ring anew and writing Initialised as at probe (docs/protocol.md,
+"The guest", Resume).
 
 The toolstack's order that works (and what libxl does for its own devices):
 restore paused, re-create each channel at the devid it had (--create

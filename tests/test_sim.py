@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Tests of the simulated host's driver (tests/sim/xensim.c) and of the
 harness (tests/simhost.py): the node sets and permissions libxl 4.17
 writes, the order of a domain's destruction, starting and stopping."""

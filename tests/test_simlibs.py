@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Tests of the simulated host's own parts (tests/sim/README.md): the test
 libxengnttab.so.1 and libxenevtchn.so.1 (gnttab-sim.c, evtchn-sim.c),
 guest-sim and mini-backend.

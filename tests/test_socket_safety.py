@@ -7,7 +7,6 @@ not hang the stale-socket probe."""
 import os
 import re
 import shutil
-import socket
 import stat
 import struct
 
@@ -208,25 +207,8 @@ def test_probe_of_a_listener_that_never_accepts_does_not_block(host):
     so refused at once."""
     d, n, g = setup_channel(host)
     sock = os.path.join(host.dir, "busy.sock")
-    listener = socket.socket(socket.AF_UNIX)
-    listener.bind(sock)
-    listener.listen(0)
-    queued = []
-    try:
-        while True:
-            c = socket.socket(socket.AF_UNIX)
-            c.setblocking(False)
-            try:
-                c.connect(sock)
-            except BlockingIOError:
-                c.close()
-                break
-            queued.append(c)
+    with simhost.busy_listener(sock):
         p = host.proxy(str(d), str(n), "--listen", sock, check_ready=False)
         rc = exit_status(p, "still running (blocked in the probe)")
         assert rc == EX_CANTCREAT, rc
         assert "a live socket is listening there" in p.log()
-    finally:
-        for c in queued:
-            c.close()
-        listener.close()

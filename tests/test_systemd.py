@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """xenchan-proxy under systemd: the units in contrib/systemd (systemd-analyze
 verify, and the settings that must agree with the proxy's exit codes), the
 instance name as systemd hands it over (%I), readiness through NOTIFY_SOCKET,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Unit tests of the pure C parts (ring.c, held.c, xs.c parsers), run as one binary."""
 import os
 import subprocess

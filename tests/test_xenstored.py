@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Tests of tests/sim/xenstored-sim: the xenstore daemon of the simulated host.
 
 Each test starts its own daemon in a fresh pytest tmp_path and stops it with

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """A small ctypes binding to Debian's real libxenstore.so.4, for tests.
 
     from xslib import XS

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz-input.h - reading a libFuzzer input as a stream of small decisions.
  *

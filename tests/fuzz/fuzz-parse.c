@@ -1,24 +1,27 @@
+/* SPDX-License-Identifier: MIT */
 /*
- * fuzz-parse.c - the pure parsers of xs.c against brute-force references.
+ * fuzz-parse.c - the strict number parsers (strict.c) and the channel pick
+ * of xs.c against brute-force references.
  *
  * The first byte chooses:
- *   even: xs_parse_uint(string, max) for an arbitrary string and a max that
+ *   even: strict_uint(string, max) for an arbitrary string and a max that
  *         is either one the proxy uses or any 64-bit value.  Reference: only
  *         digits, at least one, strtoull without ERANGE, value <= max.
- *         xs_parse_canonical the same, refusing a leading zero too.
- *   odd:  xs_pick_channel(devids, names, n, want) over a directory listing
+ *         strict_canonical the same, refusing a leading zero too.
+ *   odd:  store_pick_channel(devids, names, n, want) over a directory listing
  *         split from the input (NUL-separated: want, then devid/name pairs;
  *         a name token "=NAME" is NAME, anything else is no "name" node).
- *         Reference: want a number (as xs_parse_uint reads devids, up to
- *         65535) -> the first devid of that number, 0 is XSR_INVALID;
+ *         Reference: want a number (as strict_uint reads devids, up to
+ *         65535) -> the first devid of that number, 0 is STORE_INVALID;
  *         otherwise the one entry with a non-zero numeric devid whose name
- *         is want, XSR_AMBIGUOUS if several, XSR_NOT_FOUND if none.
+ *         is want, STORE_AMBIGUOUS if several, STORE_NOT_FOUND if none.
  * Every string and both arrays are exact allocations, so ASan sees a read
  * past a terminator or past n.
  */
 #include <limits.h>
 #include "fuzz-input.h"
 #include "fuzz-ref.h"
+#include "strict.h"
 
 #define MAX_ENTRIES 64
 
@@ -37,10 +40,10 @@ static void fuzz_parse_uint(struct fin *f, uint8_t sel)
 
 	max = idx < nmax ? maxima[idx] : fin_u64(f);
 	s = fin_str(f, 128);
-	r = xs_parse_uint(s, max, &got);
+	r = strict_uint(s, max, &got);
 	ref = ref_parse_uint(s, max, &want);
 	if (r != ref || (r && got != want)) {
-		fprintf(stderr, "xs_parse_uint(\"%s\", %lu) = %d (%lu), reference %d (%lu)\n",
+		fprintf(stderr, "strict_uint(\"%s\", %lu) = %d (%lu), reference %d (%lu)\n",
 			s, max, r, got, ref, want);
 		abort();
 	}
@@ -48,15 +51,15 @@ static void fuzz_parse_uint(struct fin *f, uint8_t sel)
 		FUZZ_CHECK(got <= max);
 	/* The canonical spelling: the same, minus a leading zero. */
 	ref = ref && (s[0] != '0' || s[1] == '\0');
-	r = xs_parse_canonical(s, max, &got);
+	r = strict_canonical(s, max, &got);
 	if (r != ref || (r && got != want)) {
-		fprintf(stderr, "xs_parse_canonical(\"%s\", %lu) = %d (%lu), reference %d (%lu)\n",
+		fprintf(stderr, "strict_canonical(\"%s\", %lu) = %d (%lu), reference %d (%lu)\n",
 			s, max, r, got, ref, want);
 		abort();
 	}
 	free(s);
-	FUZZ_CHECK(!xs_parse_uint(NULL, max, &got));
-	FUZZ_CHECK(!xs_parse_canonical(NULL, max, &got));
+	FUZZ_CHECK(!strict_uint(NULL, max, &got));
+	FUZZ_CHECK(!strict_canonical(NULL, max, &got));
 }
 
 static void fuzz_pick_channel(struct fin *f)
@@ -65,7 +68,7 @@ static void fuzz_pick_channel(struct fin *f)
 	char *tmp_devids[MAX_ENTRIES], *tmp_names[MAX_ENTRIES];
 	char **devids, **names;
 	size_t n = 0, idx = SIZE_MAX, ref_idx = SIZE_MAX;
-	enum xs_result r, ref;
+	enum store_result r, ref;
 
 	while (n < MAX_ENTRIES && !fin_empty(f)) {
 		char *name;
@@ -86,11 +89,11 @@ static void fuzz_pick_channel(struct fin *f)
 	memcpy(devids, tmp_devids, n * sizeof(*devids));
 	memcpy(names, tmp_names, n * sizeof(*names));
 
-	r = xs_pick_channel((const char *const *)devids, (const char *const *)names,
+	r = store_pick_channel((const char *const *)devids, (const char *const *)names,
 			    n, want, &idx);
 	ref = ref_pick_channel(devids, names, n, want, &ref_idx);
-	if (r != ref || (r == XSR_OK && idx != ref_idx)) {
-		fprintf(stderr, "xs_pick_channel(want \"%s\", %zu entries) = %d [%zu], "
+	if (r != ref || (r == STORE_OK && idx != ref_idx)) {
+		fprintf(stderr, "store_pick_channel(want \"%s\", %zu entries) = %d [%zu], "
 			"reference %d [%zu]\n", want, n, r, idx, ref, ref_idx);
 		abort();
 	}

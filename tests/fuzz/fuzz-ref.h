@@ -1,6 +1,8 @@
+/* SPDX-License-Identifier: MIT */
 /*
- * fuzz-ref.h - brute-force references for the parsers of xs.c, written
- * from xs.h's contracts rather than from xs.c.
+ * fuzz-ref.h - brute-force references for the strict parsers (strict.c) and
+ * the channel pick (store.c), written from strict.h's and store.h's
+ * contracts rather than from the code.
  */
 #ifndef XENCHAN_FUZZ_REF_H
 #define XENCHAN_FUZZ_REF_H
@@ -9,9 +11,10 @@
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
-#include "xs.h"
+#include "nodes.h"
+#include "store.h"
 
-#define REF_DEVID_MAX 65535UL   /* CONSOLE_DEVID_MAX in xs.c */
+#define REF_DEVID_MAX ((unsigned long)CONSOLE_DEVID_MAX)
 
 _Static_assert(sizeof(unsigned long) == sizeof(unsigned long long),
 	       "strtoull is the reference for unsigned long");
@@ -47,7 +50,7 @@ static inline bool ref_devid_node(const char *s, unsigned long *out)
  * 65535) is a devid, the first entry named by that number, and 0 is the
  * primary console (invalid); anything else is a name, which must be the
  * "name" of exactly one entry with a non-zero devid name. */
-static inline enum xs_result ref_pick_channel(char *const *devids, char *const *names,
+static inline enum store_result ref_pick_channel(char *const *devids, char *const *names,
 					      size_t n, const char *want, size_t *index)
 {
 	unsigned long w, id;
@@ -55,21 +58,21 @@ static inline enum xs_result ref_pick_channel(char *const *devids, char *const *
 
 	if (ref_parse_uint(want, REF_DEVID_MAX, &w)) {
 		if (w == 0)
-			return XSR_INVALID;
+			return STORE_INVALID;
 		for (size_t i = 0; i < n; i++)
 			if (ref_devid_node(devids[i], &id) && id == w) {
 				*index = i;
-				return XSR_OK;
+				return STORE_OK;
 			}
-		return XSR_NOT_FOUND;
+		return STORE_NOT_FOUND;
 	}
-	for (size_t i = n; i-- > 0;)   /* the other way round from xs.c */
+	for (size_t i = n; i-- > 0;)   /* the other way round from store.c */
 		if (ref_devid_node(devids[i], &id) && id != 0
 		    && names[i] != NULL && strcmp(names[i], want) == 0) {
 			found++;
 			*index = i;
 		}
-	return found == 1 ? XSR_OK : found ? XSR_AMBIGUOUS : XSR_NOT_FOUND;
+	return found == 1 ? STORE_OK : found ? STORE_AMBIGUOUS : STORE_NOT_FOUND;
 }
 
 #endif

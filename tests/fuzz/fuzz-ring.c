@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * fuzz-ring.c - ring.c from the backend's side, against a guest that writes
  * anything at any time.

@@ -1,7 +1,8 @@
+# SPDX-License-Identifier: MIT
 # libFuzzer harnesses (tests/fuzz/README.md).  Included by the top Makefile.
 #
 #   make fuzz                  every harness for FUZZ_SECONDS each (-j4: at once)
-#   make fuzz-run-ring         one harness (ring, held, parse, xs)
+#   make fuzz-run-ring         one harness (ring, held, parse, store)
 #   make fuzz-smoke            every harness over its seed corpus only (seconds)
 #
 # New corpus entries and crash inputs go to FUZZ_WORK, never into the tree;
@@ -14,7 +15,7 @@ FUZZ_SRC     ?= .
 FUZZ_B       ?= build/fuzz
 FUZZ_WORK    ?= $(FUZZ_B)/work
 FUZZ_OPTS    ?=
-FUZZ_HARNESSES = ring held parse xs
+FUZZ_HARNESSES = ring held parse store
 
 # The proxy's files get libFuzzer's coverage and comparison tracing; the
 # harnesses only the sanitizers, so cov: and ft: count the proxy's code and
@@ -23,35 +24,46 @@ FUZZ_WARN   = -std=gnu11 -Wall -Wextra -Werror -D_GNU_SOURCE
 FUZZ_SAN    = -fsanitize=address,undefined -fno-sanitize-recover=all
 FUZZ_CFLAGS = $(FUZZ_WARN) -O1 -g -fno-omit-frame-pointer $(FUZZ_SAN) \
 	-I$(FUZZ_SRC) -Itests/fuzz $(shell $(or $(PKG_CONFIG),pkg-config) --cflags xenstore 2>/dev/null)
-FUZZ_XS_LIBS := $(shell $(or $(PKG_CONFIG),pkg-config) --libs xenstore 2>/dev/null)
-FUZZ_DEPS = tests/fuzz/fuzz-input.h tests/fuzz/fuzz-ref.h $(wildcard $(FUZZ_SRC)/*.h)
+FUZZ_STORE_LIBS := $(shell $(or $(PKG_CONFIG),pkg-config) --libs xenstore 2>/dev/null)
 FUZZ_BINS = $(FUZZ_HARNESSES:%=$(FUZZ_B)/fuzz-%)
 
-$(FUZZ_B)/proxy/%.o: $(FUZZ_SRC)/%.c $(FUZZ_DEPS)
+# Each harness and the proxy's objects it drives (built from FUZZ_SRC with
+# coverage).  fuzz-parse calls only the pure parsers (libxenstore is there
+# for store.c's and strict.c's other calls); fuzz-store.c is the xenstore,
+# so fuzz-store links no libxenstore.
+FUZZ_OBJS_ring  = $(FUZZ_B)/fuzz-ring.o $(FUZZ_B)/proxy/ring.o
+FUZZ_OBJS_held  = $(FUZZ_B)/fuzz-held.o $(FUZZ_B)/proxy/held.o
+FUZZ_OBJS_parse = $(FUZZ_B)/fuzz-parse.o $(FUZZ_B)/proxy/store.o $(FUZZ_B)/proxy/strict.o
+FUZZ_OBJS_store = $(FUZZ_B)/fuzz-store.o $(FUZZ_B)/proxy/store.o $(FUZZ_B)/proxy/hotplug.o \
+                  $(FUZZ_B)/proxy/strict.o
+FUZZ_LIBS_parse = $(FUZZ_STORE_LIBS)
+
+$(FUZZ_B)/proxy/%.o: $(FUZZ_SRC)/%.c $(FUZZ_B)/proxy/%.d
 	@mkdir -p $(@D)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(DEPFLAGS) -fsanitize=fuzzer-no-link -c -o $@ $<
+	@touch $@
 
-$(FUZZ_B)/%.o: tests/fuzz/%.c $(FUZZ_DEPS)
+$(FUZZ_B)/%.o: tests/fuzz/%.c $(FUZZ_B)/%.d
 	@mkdir -p $(@D)
-	$(FUZZ_CC) $(FUZZ_CFLAGS) -c -o $@ $<
+	$(FUZZ_CC) $(FUZZ_CFLAGS) $(DEPFLAGS) -c -o $@ $<
+	@touch $@
 
-$(FUZZ_B)/fuzz-ring: $(FUZZ_B)/fuzz-ring.o $(FUZZ_B)/proxy/ring.o
-	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^
+define FUZZ_LINK
+$(FUZZ_B)/fuzz-$(1): $(FUZZ_OBJS_$(1))
+	$$(FUZZ_CC) $$(FUZZ_SAN) -fsanitize=fuzzer -o $$@ $$^ $$(FUZZ_LIBS_$(1))
+endef
+$(foreach h,$(FUZZ_HARNESSES),$(eval $(call FUZZ_LINK,$(h))))
 
-$(FUZZ_B)/fuzz-held: $(FUZZ_B)/fuzz-held.o $(FUZZ_B)/proxy/held.o
-	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^
-
-# Only the pure parsers are called; libxenstore is there for xs.c's other calls.
-$(FUZZ_B)/fuzz-parse: $(FUZZ_B)/fuzz-parse.o $(FUZZ_B)/proxy/xs.o
-	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ $(FUZZ_XS_LIBS)
-
-# fuzz-xs.c is the xenstore: no libxenstore.
-$(FUZZ_B)/fuzz-xs: $(FUZZ_B)/fuzz-xs.o $(FUZZ_B)/proxy/xs.o
-	$(FUZZ_CC) $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^
+# The header dependencies the compiler wrote; an object without its .d
+# (built before there were any) is built again.  (clang writes the .d after
+# the object: the rules touch the object last.)
+FUZZ_DEPFILES = $(sort $(foreach h,$(FUZZ_HARNESSES),$(FUZZ_OBJS_$(h):.o=.d)))
+$(FUZZ_DEPFILES):
+-include $(wildcard $(FUZZ_DEPFILES))
 
 # libFuzzer dictionaries: the numbers at the parsers' bounds, xenstore's words.
 FUZZ_DICT_parse = tests/fuzz/numbers.dict
-FUZZ_DICT_xs    = tests/fuzz/numbers.dict tests/fuzz/xs.dict
+FUZZ_DICT_store = tests/fuzz/numbers.dict tests/fuzz/store.dict
 
 fuzz: $(FUZZ_HARNESSES:%=fuzz-run-%)
 

@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: MIT
 """Write the seed corpus of the fuzz harnesses: tests/fuzz/corpus/<harness>/.
 
 Each seed is one case a reader can name, encoded as its harness reads its
@@ -163,7 +164,7 @@ def parse_seeds():
     pick('pick-none', 'agent', [])
 
 
-# ---- xs: the call, then the store's answers -----------------------------------------
+# ---- store: the call, then the store's answers --------------------------------------
 (FRONTEND_RING, FRONTEND_LIMIT, FRONTEND_STATE, BACKEND_STATE, CHECK_CHANNEL,
  BACKEND_CONNECTION, SERVER_PID, IS_OURS, FIND_DOMAIN, FIND_CHANNEL,
  SET_BACKEND_STATE, SET_FRONTEND_TTY, SET_SERVER_PID, CREATE_CHANNEL,
@@ -194,72 +195,73 @@ def listing(*names):
     return b
 
 
-def xs_seeds():
-    write('xs', 'ring-ok', call(FRONTEND_RING) + val('8') + val('5'))
-    write('xs', 'ring-port-0', call(FRONTEND_RING) + val('8') + val('0'))
-    write('xs', 'ring-ref-junk', call(FRONTEND_RING) + val('8x'))
-    write('xs', 'ring-long-value', call(FRONTEND_RING) + val('1' * 4000))
-    write('xs', 'ring-embedded-nul', call(FRONTEND_RING) + val(b'8\x009') + val('5'))
-    write('xs', 'limit', call(FRONTEND_LIMIT) + val('1073741824'))
-    write('xs', 'frontend-state', call(FRONTEND_STATE) + val('4'))
-    write('xs', 'backend-state-absent', call(BACKEND_STATE) + ABSENT + val(''))
-    write('xs', 'backend-state-denied', call(BACKEND_STATE) + DENIED + ABSENT)
-    write('xs', 'check-channel', call(CHECK_CHANNEL) + val(BE) + val('0') + val('7'))
-    write('xs', 'check-channel-wrong', call(CHECK_CHANNEL) + val(BE + '/x'))
-    write('xs', 'connection-socket', call(BACKEND_CONNECTION) + u16(15) + u16(107)
+def store_seeds():
+    write('store', 'ring-ok', call(FRONTEND_RING) + val('8') + val('5'))
+    write('store', 'ring-port-0', call(FRONTEND_RING) + val('8') + val('0'))
+    write('store', 'ring-ref-junk', call(FRONTEND_RING) + val('8x'))
+    write('store', 'ring-long-value', call(FRONTEND_RING) + val('1' * 4000))
+    write('store', 'ring-embedded-nul', call(FRONTEND_RING) + val(b'8\x009') + val('5'))
+    write('store', 'limit', call(FRONTEND_LIMIT) + val('1073741824'))
+    write('store', 'frontend-state', call(FRONTEND_STATE) + val('4'))
+    write('store', 'backend-state-absent', call(BACKEND_STATE) + ABSENT + val(''))
+    write('store', 'backend-state-denied', call(BACKEND_STATE) + DENIED + ABSENT)
+    write('store', 'check-channel', call(CHECK_CHANNEL) + val(BE) + val('0') + val('7'))
+    write('store', 'check-channel-wrong', call(CHECK_CHANNEL) + val(BE + '/x'))
+    write('store', 'connection-socket', call(BACKEND_CONNECTION) + u16(15) + u16(107)
           + val('socket') + val('/run/agent.sock'))
-    write('xs', 'connection-pty', call(BACKEND_CONNECTION) + u16(15) + u16(107) + val('pty'))
-    write('xs', 'connection-relative', call(BACKEND_CONNECTION) + u16(15) + u16(107)
+    write('store', 'connection-pty', call(BACKEND_CONNECTION) + u16(15) + u16(107) + val('pty'))
+    write('store', 'connection-relative', call(BACKEND_CONNECTION) + u16(15) + u16(107)
           + val('socket') + val('agent.sock'))
-    write('xs', 'server-pid', call(SERVER_PID) + val('1234'))
-    write('xs', 'is-ours', call(IS_OURS) + val('xenchan'))
-    write('xs', 'find-domain-name', call(FIND_DOMAIN, 'web1') + listing('0', '7', 'x', '07')
+    write('store', 'server-pid', call(SERVER_PID) + val('1234'))
+    write('store', 'is-ours', call(IS_OURS) + val('xenchan'))
+    write('store', 'find-domain-name', call(FIND_DOMAIN, 'web1') + listing('0', '7', 'x', '07')
           + val('Domain-0') + val('web1') + val('web\x01'))
-    write('xs', 'find-domain-ambiguous', call(FIND_DOMAIN, 'web1') + listing('3', '7')
+    write('store', 'find-domain-ambiguous', call(FIND_DOMAIN, 'web1') + listing('3', '7')
           + val('web1') + val('web1'))
-    write('xs', 'find-domain-id', call(FIND_DOMAIN, '7') + val('') + val('web1\x1b[2J'))
-    write('xs', 'find-channel-name', call(FIND_CHANNEL, 'agent') + u16(0)
+    write('store', 'find-domain-id', call(FIND_DOMAIN, '7') + val('') + val('web1\x1b[2J'))
+    write('store', 'find-channel-name', call(FIND_CHANNEL, 'agent') + u16(0)
           + listing('0', '1', '2') + val('primary') + val('agent') + ABSENT)
-    write('xs', 'find-channel-devid', call(FIND_CHANNEL, '2') + u16(0)
+    write('store', 'find-channel-devid', call(FIND_CHANNEL, '2') + u16(0)
           + listing('0', '2') + ABSENT + val('x'))
-    write('xs', 'find-channel-none', call(FIND_CHANNEL, 'agent') + u16(0) + ABSENT)
-    write('xs', 'set-backend-state', call(SET_BACKEND_STATE) + u8(4)
+    write('store', 'find-channel-none', call(FIND_CHANNEL, 'agent') + u16(0) + ABSENT)
+    write('store', 'set-backend-state', call(SET_BACKEND_STATE) + u8(4)
           + OK + val('') + OK + COMMIT)
-    write('xs', 'set-backend-state-gone', call(SET_BACKEND_STATE) + u8(6) + OK + ABSENT)
-    write('xs', 'set-backend-state-retry', call(SET_BACKEND_STATE) + u8(5)
+    write('store', 'set-backend-state-gone', call(SET_BACKEND_STATE) + u8(6) + OK + ABSENT)
+    write('store', 'set-backend-state-retry', call(SET_BACKEND_STATE) + u8(5)
           + OK + val('') + OK + u8(1) + OK + val('') + OK + COMMIT)
-    write('xs', 'set-tty', call(SET_FRONTEND_TTY, '/dev/pts/3') + OK + val('') + OK + COMMIT)
-    write('xs', 'set-pid', call(SET_SERVER_PID) + u32(1234 + 16) + OK + val('') + OK + COMMIT)
-    write('xs', 'clear-pid', call(SET_SERVER_PID) + u32(16) + OK)
-    write('xs', 'create-channel', call(CREATE_CHANNEL, 'agent') + u32(65536) + cstr('socket')
+    write('store', 'set-tty', call(SET_FRONTEND_TTY, '/dev/pts/3') + OK + val('') + OK + COMMIT)
+    write('store', 'set-pid', call(SET_SERVER_PID) + u32(1234 + 16) + OK + val('') + OK + COMMIT)
+    write('store', 'clear-pid', call(SET_SERVER_PID) + u32(16) + OK)
+    write('store', 'create-channel', call(CREATE_CHANNEL, 'agent') + u32(65536) + cstr('socket')
           + u8(1) + cstr('/run/agent.sock') + OK + listing('0', '1') + ABSENT + val('other'))
-    write('xs', 'create-channel-exists', call(CREATE_CHANNEL, 'agent') + u32(4096)
+    write('store', 'create-channel-exists', call(CREATE_CHANNEL, 'agent') + u32(4096)
           + cstr('pty') + u8(0) + OK + listing('0', '3') + ABSENT + val('agent'))
-    write('xs', 'create-channel-full', call(CREATE_CHANNEL, 'agent') + u32(4096)
+    write('store', 'create-channel-full', call(CREATE_CHANNEL, 'agent') + u32(4096)
           + cstr('pty') + u8(0) + OK + listing(*[str(i) for i in range(10)]) + ABSENT * 10)
-    write('xs', 'remove-channel', call(REMOVE_CHANNEL) + OK
+    write('store', 'remove-channel', call(REMOVE_CHANNEL) + OK
           + OK + listing() + OK + listing('vif')                       # fe, then its parents
           + OK + listing() + OK + listing('3')                         # be
           + OK + listing() + OK + listing() + OK                       # /libxl
           + COMMIT)
-    write('xs', 'watch', call(WATCH) + OK + OK + OK)
-    write('xs', 'drain-watches', call(DRAIN_WATCHES) + u8(1) + cstr(FE) + u8(2) + cstr(BE)
+    write('store', 'watch', call(WATCH) + OK + OK + OK)
+    write('store', 'drain-watches', call(DRAIN_WATCHES) + u8(1) + cstr(FE) + u8(2) + cstr(BE)
           + u8(3) + cstr('@releaseDomain') + cstr('rel') + u8(0))
-    write('xs', 'domain-alive', call(DOMAIN_ALIVE) + OK)
-    write('xs', 'list-channels', call(LIST_CHANNELS) + u8(8) + listing('0', '1', '2', 'x')
-          + val('agent') + val('xenchan') + val('socket') + val('/run/a.sock')
-          + val('4') + val('4') + val('99')
-          + val('log\x07') + ABSENT + val('pty') + ABSENT + val('/dev/pts/1')
-          + ABSENT + val('') + ABSENT + ABSENT)
-    write('xs', 'wait-frontend', call(WAIT_FRONTEND) + u8(0) + u8(10)
+    write('store', 'domain-alive', call(DOMAIN_ALIVE) + OK)
+    write('store', 'list-channels', call(LIST_CHANNELS) + u8(8) + listing('0', '1', '2', 'x')
+          + ABSENT + val('agent') + val('log\x07') + ABSENT                 # the scan's names
+          + val('xenchan') + val('socket') + val('/run/a.sock')              # 1: type, conn, path
+          + val('4') + val('4') + val('99') + val('12345')                   # states, pid, start
+          + ABSENT + val('pty') + ABSENT + val('/dev/pts/1')                 # 2: ..., path, tty
+          + ABSENT + val('') + ABSENT + ABSENT + ABSENT)                     # states, dirs, pid
+    write('store', 'wait-frontend', call(WAIT_FRONTEND) + u8(0) + u8(10)
           + OK + val('4') + u8(0) + val('6') + OK)
-    write('xs', 'read-leaf', call(READ_LEAF) + u8(15) + u8(0) + val('org.example.a'))
-    write('xs', 'read-leaf-too-long', call(READ_LEAF) + u8(3) + u8(0) + val('org.example.a'))
-    write('xs', 'read-leaf-nul', call(READ_LEAF) + u8(40) + u8(1) + val('/dev/pts/1\0x'))
+    write('store', 'read-leaf', call(READ_LEAF) + u8(15) + u8(0) + val('org.example.a'))
+    write('store', 'read-leaf-too-long', call(READ_LEAF) + u8(3) + u8(0) + val('org.example.a'))
+    write('store', 'read-leaf-nul', call(READ_LEAF) + u8(40) + u8(1) + val('/dev/pts/1\0x'))
 
 
 def main():
-    for seeds in (ring_seeds, held_seeds, parse_seeds, xs_seeds):
+    for seeds in (ring_seeds, held_seeds, parse_seeds, store_seeds):
         seeds()
     return 0
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * evtchn-sim.c - libxenevtchn.so.1 for the simulated host (README.md).
  *

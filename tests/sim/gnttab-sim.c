@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * gnttab-sim.c - libxengnttab.so.1 for the simulated host (README.md).
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * guest-sim.c - one console device's guest side, as Linux hvc_xen and its
  * xenbus frontend code do it (tests/sim/README.md, "guest-sim").
@@ -858,7 +859,7 @@ static bool device_matches(struct guest *g, const char *id)
 
 /* --resume: the device was there before the save; resume it once.  A
  * device whose resume failed stays (xenbus_dev_changed finds it and probes
- * nothing) until its directory is seen gone, as protocol-notes item 7 says. */
+ * nothing) until its directory is seen gone, as docs/protocol.md says ("The guest", Resume). */
 static bool guest_seek_resumed(struct guest *g)
 {
 	if (g->resume_pending) {

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * mini-backend.c - a minimal console backend written with the test
  * libraries and ring.h, no proxy (tests/sim/README.md, "mini-backend").

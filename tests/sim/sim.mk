@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # The simulated Xen host (tests/sim/README.md).  Included by the top Makefile.
 SIM      = $(B)/sim
 SIM_WARN = $(WARN) -Itests/sim

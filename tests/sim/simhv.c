@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * simhv.c - the simulated hypervisor's files under $XENSIM_DIR.  See simhv.h
  * and tests/sim/README.md for the layout.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * simhv.h - the simulated hypervisor (tests/sim/README.md): its state under
  * $XENSIM_DIR, and the protocol between its daemon (simhvd.c) and the test

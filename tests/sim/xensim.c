@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * xensim: the one command that drives the simulated Xen host
  * (tests/sim/README.md, section "xensim").

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * xenstored-sim: a xenstore daemon for tests (see tests/sim/README.md and
  * tests/sim/xenstored-sim.md).

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Scenarios of the real-Xen tier, run in dom0 by /init (tests/xen/dom0-init).
 # Sourced by busybox sh.  Each scenario s_NAME collects failures with fail()
 # and figures with note(); run_scenario prints the XENTEST line.  Every wait
@@ -673,7 +674,7 @@ s_qemu() {
 # configuration, which knows nothing of hot-plugged channels, and the guest's
 # hvc_xen resumes each device it had: it re-grants its ring and writes
 # ring-ref and port, but not its state, and a device whose directory is
-# missing at that moment stays stale (protocol-notes item 7).  So, as libxl
+# missing at that moment stays stale (docs/protocol.md, "The guest", Resume).  So, as libxl
 # does for its own devices: restore paused, re-create the channel at the
 # devid it had (--create --devid), unpause.  Asserted: the old proxy exits 0
 # leaving nothing; the new one serves the resumed device (frontend 1 -> 4)

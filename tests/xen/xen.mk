@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # The real-Xen tiers: a real Xen, a Debian dom0 and PV guests under QEMU (no
 # KVM needed), serving real hvc_xen channels with this tree's xenchan-proxy
 # and xenchan-guest packages as installed.  One program (tests/xen/run), one

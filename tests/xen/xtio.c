@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * xtio - the byte mover of the real-Xen tier (tests/xen), built statically so
  * the same binary runs in dom0 and in the guest, whose initramfs images hold

@@ -1,5 +1,6 @@
+/* SPDX-License-Identifier: MIT */
 /*
- * dm-xs.c - xenchan-dm and xenstore: the domain's and its channels' nodes,
+ * store.c - xenchan-dm and xenstore: the domain's and its channels' nodes,
  * the watches, and the device-model state libxl waits for.
  */
 #include <errno.h>
@@ -10,26 +11,28 @@
 #include <sysexits.h>
 #include <xenstore.h>
 
+#include "args.h"
 #include "dm.h"
+#include "store.h"
 
 /* ---- xenstore ------------------------------------------------------------------ */
-/* Every path xenchan-dm touches is built here. */
+/* Every path xenchan-dm touches is built here, from nodes.h's formats. */
 
 static void path_fe(char *p, size_t n, unsigned domid, unsigned devid)
 {
-	snprintf(p, n, "/local/domain/%u/device/console/%u", domid, devid);
+	snprintf(p, n, PATH_FRONTEND, domid, devid);
 }
 
 static void path_be(char *p, size_t n, unsigned domid, unsigned devid)
 {
-	snprintf(p, n, "/local/domain/%u/backend/console/%u/%u", BACKEND_DOMID, domid, devid);
+	snprintf(p, n, PATH_BACKEND, BACKEND_DOMID_DOM0, domid, devid);
 }
 
 /* libxl's DEVICE_MODEL_XS_PATH: where QEMU says "running" and lists the
  * backends it serves. */
-void path_dm(char *p, size_t n, unsigned domid, const char *leaf)
+static void path_dm(char *p, size_t n, unsigned domid, const char *leaf)
 {
-	snprintf(p, n, "/local/domain/%u/device-model/%u%s%s", BACKEND_DOMID, domid,
+	snprintf(p, n, PATH_DEVICE_MODEL "%s%s", BACKEND_DOMID_DOM0, domid,
 		 leaf ? "/" : "", leaf ? leaf : "");
 }
 
@@ -44,31 +47,34 @@ static const struct { const char *kind, *what; } qemu_backends[] = {
 	{ "qusb", "a QEMU USB controller (usbctrl= type=qusb)" },
 };
 
-int check_domain(struct dm *dm)
+int check_domain(struct xs_handle *xs, unsigned domid, struct refusal *no)
 {
-	unsigned d = dm->cfg.domid;
-
-	if (!xs_is_domain_introduced(dm->xs, d))
-		return refuse(dm, EX_NOINPUT, "no such domain (not introduced to xenstore)");
+	if (!xs_is_domain_introduced(xs, domid))
+		return refuse(no, EX_NOINPUT, "no such domain (not introduced to xenstore)");
 	for (size_t i = 0; i < sizeof(qemu_backends) / sizeof(qemu_backends[0]); i++) {
 		char path[XSP_MAX], **dir;
 		unsigned n = 0;
 
-		snprintf(path, sizeof(path), "/local/domain/%u/backend/%s/%u", BACKEND_DOMID,
-			 qemu_backends[i].kind, d);
-		dir = xs_directory(dm->xs, XBT_NULL, path, &n);
+		snprintf(path, sizeof(path), PATH_BACKEND_KIND, BACKEND_DOMID_DOM0,
+			 qemu_backends[i].kind, domid);
+		dir = xs_directory(xs, XBT_NULL, path, &n);
 		free(dir);
 		if (dir && n)
-			return refuse(dm, EX_CONFIG, "%s: %s", path, qemu_backends[i].what);
+			return refuse(no, EX_CONFIG, "%s: %s", path, qemu_backends[i].what);
 	}
 	return 0;
 }
 
-bool channel_present(struct dm *dm, const struct channel *ch)
+bool channel_present(const struct dm *dm, const struct channel *ch)
 {
 	char v[16];
 
-	return xs_read_leaf(dm->xs, ch->be, "frontend-id", v, sizeof(v));
+	return strict_leaf(dm->xs, ch->be, "frontend-id", v, sizeof(v));
+}
+
+bool channel_tty(const struct dm *dm, const struct channel *ch, char *buf, size_t cap)
+{
+	return strict_leaf(dm->xs, ch->fe, "tty", buf, cap);
 }
 
 /* Map each libxl-channelN to console device N.  libxl numbers both the same
@@ -103,17 +109,17 @@ int find_channels(struct dm *dm)
 		/* The frontend's nodes are the guest's to write: they reach a
 		 * log line only as printable ASCII, as in the proxy's. */
 		if (!channel_present(dm, ch)) {
-			if (xs_read_leaf(dm->xs, ch->fe, "backend-id", raw, sizeof(bid))) {
-				xs_copy_printable(bid, sizeof(bid), raw);
+			if (strict_leaf(dm->xs, ch->fe, "backend-id", raw, sizeof(bid))) {
+				strict_printable(bid, sizeof(bid), raw);
 				dm_log(dm, XTL_NOTICE, -1, "%s: its backend is domain %s, not this "
 				       "one: not served", ch->cd->id, bid);
 				continue;
 			}
-			return refuse(dm, EX_NOINPUT, "%s: no console device %u (%s)",
-				      ch->cd->id, ch->devid, ch->be);
+			return dm_refuse(dm, EX_NOINPUT, "%s: no console device %u (%s)",
+					 ch->cd->id, ch->devid, ch->be);
 		}
-		if (xs_read_leaf(dm->xs, ch->fe, "name", raw, sizeof(raw)))
-			xs_copy_printable(ch->name, sizeof(ch->name), raw);
+		if (strict_leaf(dm->xs, ch->fe, "name", raw, sizeof(raw)))
+			strict_printable(ch->name, sizeof(ch->name), raw);
 		else
 			snprintf(ch->name, sizeof(ch->name), "%u", ch->devid);
 		ch->served = true;
@@ -132,20 +138,20 @@ int watch_all(struct dm *dm)
 	for (unsigned i = 0; i < dm->n_ch; i++) {
 		if (!dm->ch[i].served)
 			continue;
-		snprintf(path, sizeof(path), "%s/xenchan-pid", dm->ch[i].be);
+		snprintf(path, sizeof(path), "%s/" NODE_SERVER_PID, dm->ch[i].be);
 		if (!xs_watch(dm->xs, path, "ready"))
 			return dm_log(dm, XTL_ERROR, errno, "xs_watch %s", path), EX_UNAVAILABLE;
 	}
 	return 0;
 }
 
-bool proxy_ready(struct dm *dm, const struct channel *ch)
+bool proxy_ready(const struct dm *dm, const struct channel *ch)
 {
 	char v[16];
 	unsigned long pid;
 
-	return ch->pid && xs_read_leaf(dm->xs, ch->be, "xenchan-pid", v, sizeof(v))
-		&& xs_parse_canonical(v, INT_MAX, &pid) && (pid_t)pid == ch->pid;
+	return ch->pid && strict_leaf(dm->xs, ch->be, NODE_SERVER_PID, v, sizeof(v))
+		&& strict_canonical(v, INT_MAX, &pid) && (pid_t)pid == ch->pid;
 }
 
 /* What libxl waits for before it unpauses the guest. */
@@ -162,4 +168,12 @@ int write_running(struct dm *dm)
 	if (!xs_write(dm->xs, XBT_NULL, path, "running", 7))
 		return dm_log(dm, XTL_ERROR, errno, "xs_write %s", path), EX_UNAVAILABLE;
 	return 0;
+}
+
+void remove_dm_dir(struct dm *dm)
+{
+	char path[XSP_MAX];
+
+	path_dm(path, sizeof(path), dm->cfg.domid, NULL);
+	xs_rm(dm->xs, XBT_NULL, path);
 }

@@ -1,15 +1,20 @@
+/* SPDX-License-Identifier: MIT */
 /*
- * dm-qmp.c - QMP messages: commands read with yajl's event parser, and the
- * replies libxl and libxenstat expect, written with yajl's generator.  The
- * sockets they travel on are dm-monitor.c's.
+ * qmp.c - QMP messages: commands read with yajl's event parser, and the
+ * replies libxl and libxenstat expect, written with yajl's generator into
+ * the buffer the caller gives.  The sockets they travel on are monitor.c's;
+ * what a command asks of the rest (quit) is a verdict the caller acts on.
  */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <yajl/yajl_gen.h>
 #include <yajl/yajl_parse.h>
 
 #include "dm.h"
+#include "qmp.h"
+#include "store.h"
 
 /* The QEMU whose QMP dialect we answer in (Debian 12's); libxl picks some
  * command arguments by version, and "package" says who we are. */
@@ -66,7 +71,35 @@ static void gen_id(yajl_gen g, const struct qmp_msg *m)
 	}
 }
 
-static void reply_send(struct qmp_client *c, yajl_gen g, const struct qmp_msg *m)
+/* Queue reply bytes; past QMP_OUT_MAX unread, or out of memory, the
+ * client is to be dropped, and nothing more is queued for it. */
+static void out_put(struct qmp_session *s, const void *p, size_t len)
+{
+	struct qmp_out *out = s->out;
+	char *grown;
+	size_t cap;
+
+	if (s->v->drop)
+		return;
+	if (out->len + len > QMP_OUT_MAX) {
+		s->v->drop = s->v->out_full = true;
+		return;
+	}
+	if (out->len + len > out->cap) {
+		for (cap = out->cap ? out->cap : 4096; cap < out->len + len; cap *= 2)
+			;
+		if (!(grown = realloc(out->buf, cap))) {
+			s->v->drop = true;
+			return;
+		}
+		out->buf = grown;
+		out->cap = cap;
+	}
+	memcpy(out->buf + out->len, p, len);
+	out->len += len;
+}
+
+static void reply_send(struct qmp_session *s, yajl_gen g, const struct qmp_msg *m)
 {
 	const unsigned char *buf;
 	size_t len;
@@ -75,18 +108,18 @@ static void reply_send(struct qmp_client *c, yajl_gen g, const struct qmp_msg *m
 		gen_id(g, m);
 	yajl_gen_map_close(g);
 	if (yajl_gen_get_buf(g, &buf, &len) == yajl_gen_status_ok) {
-		out_append(c, buf, len);
-		out_append(c, "\r\n", 2);
+		out_put(s, buf, len);
+		out_put(s, "\r\n", 2);
 	} else {
-		client_drop(c);
+		s->v->drop = true;
 	}
 	yajl_gen_free(g);
 }
 
-static void qmp_error(struct qmp_client *c, const struct qmp_msg *m, const char *class,
+static void qmp_error(struct qmp_session *s, const struct qmp_msg *m, const char *class,
 		      const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
-static void qmp_error(struct qmp_client *c, const struct qmp_msg *m, const char *class,
+static void qmp_error(struct qmp_session *s, const struct qmp_msg *m, const char *class,
 		      const char *fmt, ...)
 {
 	yajl_gen g = reply_open();
@@ -94,7 +127,7 @@ static void qmp_error(struct qmp_client *c, const struct qmp_msg *m, const char 
 	va_list ap;
 
 	if (!g) {
-		client_drop(c);
+		s->v->drop = true;
 		return;
 	}
 	va_start(ap, fmt);
@@ -105,24 +138,24 @@ static void qmp_error(struct qmp_client *c, const struct qmp_msg *m, const char 
 	gen_pair(g, "class", class);
 	gen_pair(g, "desc", desc);
 	yajl_gen_map_close(g);
-	reply_send(c, g, m);
+	reply_send(s, g, m);
 }
 
 /* Input we will not read on from: say why, then hang up (QEMU resyncs
- * instead; no client of ours sends such input). */
-int qmp_fail(struct qmp_client *c, const char *why)
+ * instead; no client of ours sends such input).  0: the parser stops. */
+static int qmp_fail(struct qmp_session *s, const char *why)
 {
-	qmp_error(c, NULL, "GenericError", "%s", why);
-	c->closing = true;
+	qmp_error(s, NULL, "GenericError", "%s", why);
+	s->v->hang_up = true;
 	return 0;
 }
 
-void greeting(struct qmp_client *c)
+static void greeting(struct qmp_session *s)
 {
 	yajl_gen g = reply_open();
 
 	if (!g) {
-		client_drop(c);
+		s->v->drop = true;
 		return;
 	}
 	gen_str(g, "QMP");
@@ -144,28 +177,28 @@ void greeting(struct qmp_client *c)
 	yajl_gen_array_open(g);
 	yajl_gen_array_close(g);
 	yajl_gen_map_close(g);
-	reply_send(c, g, NULL);
+	reply_send(s, g, NULL);
 }
 
 /* ---- QMP: commands ---------------------------------------------------------------- */
 
-static void cmd_capabilities(struct qmp_client *c, yajl_gen g)
+static void cmd_capabilities(struct qmp_session *s, yajl_gen g)
 {
-	c->negotiated = true;
+	s->negotiated = true;
 	yajl_gen_map_open(g);
 	yajl_gen_map_close(g);
 }
 
-static void cmd_empty_list(struct qmp_client *c, yajl_gen g)
+static void cmd_empty_list(struct qmp_session *s, yajl_gen g)
 {
-	(void)c;
+	(void)s;
 	yajl_gen_array_open(g);
 	yajl_gen_array_close(g);
 }
 
-static void cmd_query_status(struct qmp_client *c, yajl_gen g)
+static void cmd_query_status(struct qmp_session *s, yajl_gen g)
 {
-	(void)c;
+	(void)s;
 	yajl_gen_map_open(g);
 	gen_pair(g, "status", "running");
 	gen_str(g, "singlestep");
@@ -175,17 +208,17 @@ static void cmd_query_status(struct qmp_client *c, yajl_gen g)
 	yajl_gen_map_close(g);
 }
 
-static void cmd_query_name(struct qmp_client *c, yajl_gen g)
+static void cmd_query_name(struct qmp_session *s, yajl_gen g)
 {
 	yajl_gen_map_open(g);
-	if (c->dm->cfg.name)
-		gen_pair(g, "name", c->dm->cfg.name);
+	if (s->dm->cfg.name)
+		gen_pair(g, "name", s->dm->cfg.name);
 	yajl_gen_map_close(g);
 }
 
-static void cmd_query_version(struct qmp_client *c, yajl_gen g)
+static void cmd_query_version(struct qmp_session *s, yajl_gen g)
 {
-	(void)c;
+	(void)s;
 	yajl_gen_map_open(g);
 	gen_str(g, "qemu");
 	yajl_gen_map_open(g);
@@ -213,9 +246,9 @@ static void chardev_entry(yajl_gen g, const char *label, const char *filename, b
 /* As QEMU describes its chardevs: "pty:/dev/pts/N" (the pty the proxy
  * allocated, from the frontend tty node it wrote), "unix:PATH,server=on".
  * A channel we do not serve (no device) has no entry. */
-static void cmd_query_chardev(struct qmp_client *c, yajl_gen g)
+static void cmd_query_chardev(struct qmp_session *s, yajl_gen g)
 {
-	struct dm *dm = c->dm;
+	const struct dm *dm = s->dm;
 	char name[XSP_MAX + 32], tty[XSP_MAX];
 
 	yajl_gen_array_open(g);
@@ -230,7 +263,7 @@ static void cmd_query_chardev(struct qmp_client *c, yajl_gen g)
 			continue;
 		if (!ch->cd->pty)
 			snprintf(name, sizeof(name), "unix:%s,server=on", ch->cd->path);
-		else if (ch->ready && xs_read_leaf(dm->xs, ch->fe, "tty", tty, sizeof(tty)) && tty[0])
+		else if (ch->ready && channel_tty(dm, ch, tty, sizeof(tty)) && tty[0])
 			snprintf(name, sizeof(name), "pty:%s", tty);
 		else
 			snprintf(name, sizeof(name), "disconnected:pty");
@@ -263,9 +296,9 @@ static void gen_params(yajl_gen g, const char *const *names, size_t n, const cha
 	}
 }
 
-static void cmd_query_command_line_options(struct qmp_client *c, yajl_gen g)
+static void cmd_query_command_line_options(struct qmp_session *s, yajl_gen g)
 {
-	(void)c;
+	(void)s;
 	yajl_gen_array_open(g);
 	for (size_t i = 0; i < sizeof(cmdline_options) / sizeof(cmdline_options[0]); i++) {
 		const struct cmdline_option *o = &cmdline_options[i];
@@ -282,22 +315,16 @@ static void cmd_query_command_line_options(struct qmp_client *c, yajl_gen g)
 	yajl_gen_array_close(g);
 }
 
-/* A probe ends once libxl has read the answer and let go (dm-probe.c);
- * the device model proper stops its proxies. */
-static void cmd_quit(struct qmp_client *c, yajl_gen g)
+/* The verdict says quit: a probe ends once libxl has read the answer and
+ * let go (probe.c); the device model proper stops its proxies (main.c). */
+static void cmd_quit(struct qmp_session *s, yajl_gen g)
 {
 	yajl_gen_map_open(g);
 	yajl_gen_map_close(g);
-	if (c->dm->probe.on) {
-		c->dm->probe.quit = true;
-		probe_ending(c->dm);     /* before libxl can read the answer */
-		return;
-	}
-	dm_log(c->dm, XTL_INFO, -1, "QMP quit: stopping %u proxies", children_alive(c->dm));
-	begin_stopping(c->dm, 0);
+	s->v->quit = true;
 }
 
-static void cmd_query_commands(struct qmp_client *c, yajl_gen g);
+static void cmd_query_commands(struct qmp_session *s, yajl_gen g);
 
 /* What libxl 4.17 to 4.22 sends a PV guest's device model (query-chardev
  * after startup), what libxl 4.20 and later send its probe
@@ -306,7 +333,7 @@ static void cmd_query_commands(struct qmp_client *c, yajl_gen g);
  * probe (-machine none) has no guest: it answers only the probe's own. */
 static const struct qmp_command {
 	const char *name;
-	void (*run)(struct qmp_client *c, yajl_gen g);
+	void (*run)(struct qmp_session *s, yajl_gen g);
 	bool probe;                      /* answered by a probe too */
 } qmp_commands[] = {
 	{ "qmp_capabilities", cmd_capabilities, true },
@@ -322,11 +349,11 @@ static const struct qmp_command {
 };
 #define N_COMMANDS (sizeof(qmp_commands) / sizeof(qmp_commands[0]))
 
-static void cmd_query_commands(struct qmp_client *c, yajl_gen g)
+static void cmd_query_commands(struct qmp_session *s, yajl_gen g)
 {
 	yajl_gen_array_open(g);
 	for (size_t i = 0; i < N_COMMANDS; i++) {
-		if (c->dm->probe.on && !qmp_commands[i].probe)
+		if (s->dm->probe.on && !qmp_commands[i].probe)
 			continue;
 		yajl_gen_map_open(g);
 		gen_pair(g, "name", qmp_commands[i].name);
@@ -335,41 +362,43 @@ static void cmd_query_commands(struct qmp_client *c, yajl_gen g)
 	yajl_gen_array_close(g);
 }
 
-static void qmp_dispatch(struct qmp_client *c)
+static void qmp_dispatch(struct qmp_session *s)
 {
-	const struct qmp_msg *m = &c->msg;
+	const struct qmp_msg *m = &s->msg;
 	const struct qmp_command *cmd = NULL;
 	yajl_gen g;
 
-	c->dm->qmp_answered++;
+	s->v->answered++;
 	if (m->id_too_big)
-		return qmp_error(c, NULL, "GenericError", "QMP input member 'id' is too large");
+		return qmp_error(s, NULL, "GenericError", "QMP input member 'id' is too large");
 	if (m->unexpected[0])
-		return qmp_error(c, m, "GenericError", "QMP input member '%s' is unexpected",
+		return qmp_error(s, m, "GenericError", "QMP input member '%s' is unexpected",
 				 m->unexpected);
 	if (m->bad_execute || !m->have_execute)
-		return qmp_error(c, m, "GenericError", m->bad_execute ? "QMP input member "
+		return qmp_error(s, m, "GenericError", m->bad_execute ? "QMP input member "
 				 "'execute' must be a string" : "QMP input lacks member 'execute'");
 	if (m->bad_arguments)
-		return qmp_error(c, m, "GenericError", "QMP input member 'arguments' must be an object");
+		return qmp_error(s, m, "GenericError", "QMP input member 'arguments' must be an object");
 	for (size_t i = 0; i < N_COMMANDS && !cmd; i++)
 		if (!strcmp(qmp_commands[i].name, m->execute)
-		    && (qmp_commands[i].probe || !c->dm->probe.on))
+		    && (qmp_commands[i].probe || !s->dm->probe.on))
 			cmd = &qmp_commands[i];
-	if (!c->negotiated && (!cmd || cmd->run != cmd_capabilities))
-		return qmp_error(c, m, "CommandNotFound", "Expecting capabilities negotiation "
+	if (!s->negotiated && (!cmd || cmd->run != cmd_capabilities))
+		return qmp_error(s, m, "CommandNotFound", "Expecting capabilities negotiation "
 				 "with 'qmp_capabilities'");
-	if (c->negotiated && cmd && cmd->run == cmd_capabilities)
-		return qmp_error(c, m, "CommandNotFound", "Capabilities negotiation is already "
+	if (s->negotiated && cmd && cmd->run == cmd_capabilities)
+		return qmp_error(s, m, "CommandNotFound", "Capabilities negotiation is already "
 				 "complete, command ignored");
 	if (!cmd)
-		return qmp_error(c, m, "CommandNotFound", "The command %s has not been found",
+		return qmp_error(s, m, "CommandNotFound", "The command %s has not been found",
 				 m->execute);
-	if (!(g = reply_open()))
-		return client_drop(c);
+	if (!(g = reply_open())) {
+		s->v->drop = true;
+		return;
+	}
 	gen_str(g, "return");
-	cmd->run(c, g);
-	reply_send(c, g, m);
+	cmd->run(s, g);
+	reply_send(s, g, m);
 }
 
 /* ---- QMP: parsing, with yajl's event parser ------------------------------------ */
@@ -390,47 +419,48 @@ static void id_token(struct qmp_msg *m, enum tok t, const void *s, size_t len)
 }
 
 /* A value begins at msg.depth: a scalar, or an object or array opening. */
-static int qmp_value(struct qmp_client *c, enum tok t, const void *s, size_t len)
+static int qmp_value(struct qmp_session *s, enum tok t, const void *p, size_t len)
 {
-	struct qmp_msg *m = &c->msg;
+	struct qmp_msg *m = &s->msg;
 
 	if (m->depth == 0 && t != T_MAP_OPEN)
-		return qmp_fail(c, "QMP input must be a JSON object");
+		return qmp_fail(s, "QMP input must be a JSON object");
 	if (m->depth == 1 && m->member == M_EXECUTE) {
-		m->bad_execute = t != T_STRING || len >= sizeof(m->execute) || memchr(s, '\0', len);
+		m->bad_execute = t != T_STRING || len >= sizeof(m->execute) || memchr(p, '\0', len);
 		if (!m->bad_execute) {
-			memcpy(m->execute, s, len);
+			memcpy(m->execute, p, len);
 			m->execute[len] = '\0';
 			m->have_execute = true;
 		}
 	} else if (m->depth == 1 && m->member == M_ARGUMENTS) {
 		m->bad_arguments = t != T_MAP_OPEN;
 	} else if (m->depth >= 1 && m->member == M_ID) {
-		id_token(m, t, s, len);
+		id_token(m, t, p, len);
 	}
 	if ((t == T_MAP_OPEN || t == T_ARRAY_OPEN) && ++m->depth > QMP_DEPTH_MAX)
-		return qmp_fail(c, "QMP input nests too deeply");
+		return qmp_fail(s, "QMP input nests too deeply");
 	return 1;
 }
 
-static int qmp_close(struct qmp_client *c, enum tok t)
+/* An object or array ends; the message, when it is the outermost. */
+static int qmp_value_end(struct qmp_session *s, enum tok t)
 {
-	struct qmp_msg *m = &c->msg;
+	struct qmp_msg *m = &s->msg;
 
 	if (m->depth >= 2 && m->member == M_ID)
 		id_token(m, t, NULL, 0);
 	if (--m->depth == 0) {
-		qmp_dispatch(c);
+		qmp_dispatch(s);
 		memset(m, 0, sizeof(*m));
-		c->in_bytes = 0;
+		s->in_bytes = 0;
 	}
-	return !c->closing;
+	return !s->v->hang_up && !s->v->drop;
 }
 
 static int on_key(void *ctx, const unsigned char *k, size_t len)
 {
-	struct qmp_client *c = ctx;
-	struct qmp_msg *m = &c->msg;
+	struct qmp_session *s = ctx;
+	struct qmp_msg *m = &s->msg;
 
 	if (m->depth >= 2) {
 		if (m->member == M_ID)
@@ -459,19 +489,87 @@ static int on_number(void *ctx, const char *s, size_t len)
 	return qmp_value(ctx, T_NUMBER, s, len);
 }
 
-static int on_string(void *ctx, const unsigned char *s, size_t len)
+static int on_string(void *ctx, const unsigned char *p, size_t len)
 {
-	return qmp_value(ctx, T_STRING, s, len);
+	return qmp_value(ctx, T_STRING, p, len);
 }
 
 static int on_map_open(void *ctx) { return qmp_value(ctx, T_MAP_OPEN, NULL, 0); }
-static int on_map_close(void *ctx) { return qmp_close(ctx, T_MAP_CLOSE); }
+static int on_map_close(void *ctx) { return qmp_value_end(ctx, T_MAP_CLOSE); }
 static int on_array_open(void *ctx) { return qmp_value(ctx, T_ARRAY_OPEN, NULL, 0); }
-static int on_array_close(void *ctx) { return qmp_close(ctx, T_ARRAY_CLOSE); }
+static int on_array_close(void *ctx) { return qmp_value_end(ctx, T_ARRAY_CLOSE); }
 
-const yajl_callbacks qmp_callbacks = {
+static const yajl_callbacks qmp_callbacks = {
 	.yajl_null = on_null, .yajl_boolean = on_bool, .yajl_number = on_number,
 	.yajl_string = on_string, .yajl_start_map = on_map_open, .yajl_map_key = on_key,
 	.yajl_end_map = on_map_close, .yajl_start_array = on_array_open,
 	.yajl_end_array = on_array_close,
 };
+
+/* ---- QMP: a session ---------------------------------------------------------------- */
+
+bool qmp_begin(struct qmp_session *s)
+{
+	memset(s, 0, sizeof(*s));
+	if (!(s->y = yajl_alloc(&qmp_callbacks, NULL, s)))
+		return false;
+	yajl_config(s->y, yajl_allow_multiple_values, 1);
+	return true;
+}
+
+void qmp_end(struct qmp_session *s)
+{
+	if (s->y)
+		yajl_free(s->y);
+	s->y = NULL;
+}
+
+/* What the replies of one call describe, where they go, and its verdict. */
+static void call_open(struct qmp_session *s, const struct dm *dm, struct qmp_out *out,
+		      struct qmp_verdict *v)
+{
+	*v = (struct qmp_verdict){ 0 };
+	s->dm = dm;
+	s->out = out;
+	s->v = v;
+}
+
+static void call_close(struct qmp_session *s)
+{
+	s->dm = NULL;
+	s->out = NULL;
+	s->v = NULL;
+}
+
+struct qmp_verdict qmp_greet(struct qmp_session *s, const struct dm *dm, struct qmp_out *out)
+{
+	struct qmp_verdict v;
+
+	call_open(s, dm, out, &v);
+	greeting(s);
+	call_close(s);
+	return v;
+}
+
+struct qmp_verdict qmp_feed(struct qmp_session *s, const struct dm *dm, struct qmp_out *out,
+			    const void *buf, size_t n)
+{
+	struct qmp_verdict v;
+	unsigned char *err;
+
+	call_open(s, dm, out, &v);
+	s->in_bytes += n;
+	if (s->in_bytes > QMP_IN_MAX) {
+		qmp_fail(s, "QMP input too long");
+	} else if (yajl_parse(s->y, buf, n) == yajl_status_error) {
+		char why[200];
+
+		err = yajl_get_error(s->y, 0, buf, n);
+		snprintf(why, sizeof(why), "JSON parse error, %s", err ? (char *)err : "?");
+		why[strcspn(why, "\r\n")] = '\0';
+		yajl_free_error(s->y, err);
+		qmp_fail(s, why);
+	}
+	call_close(s);
+	return v;
+}

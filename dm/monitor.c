@@ -1,7 +1,9 @@
+/* SPDX-License-Identifier: MIT */
 /*
- * dm-monitor.c - the QMP monitors: the listening sockets libxl names with
+ * monitor.c - the QMP monitors: the listening sockets libxl names with
  * -mon, their clients, and the bytes to and from them.  What the bytes say
- * is dm-qmp.c's.
+ * is qmp.c's: it is handed each client's bytes and a buffer for the
+ * replies, and says what to do next.
  */
 #include <errno.h>
 #include <fcntl.h>
@@ -13,67 +15,54 @@
 #include <sys/un.h>
 #include <sysexits.h>
 #include <unistd.h>
-#include <yajl/yajl_parse.h>
 
+#include "../unixsock.h"
 #include "dm.h"
+#include "monitor.h"
+#include "qmp.h"
 
 /* ---- QMP: a client's replies, queued until its socket takes them ----------- */
 
-void client_drop(struct qmp_client *c)
+/* Hang up on a client, its unsent replies discarded. */
+static void client_drop(struct qmp_client *c)
 {
 	c->closing = true;
-	c->out_len = 0;
-}
-
-/* The monitor whose slot c is, for naming it in logs. */
-static const char *client_monitor_id(const struct qmp_client *c)
-{
-	for (size_t m = 0; m < sizeof(c->dm->mon) / sizeof(c->dm->mon[0]); m++) {
-		const struct monitor *mon = &c->dm->mon[m];
-
-		for (size_t k = 0; k < CLIENTS_PER_MON; k++)
-			if (&mon->client[k] == c)
-				return mon->cd ? mon->cd->id : "?";
-	}
-	return "?";
+	c->out.len = 0;
 }
 
 /* Bytes moved: the client is not idle (see monitor_accept). */
 static void client_touch(struct qmp_client *c)
 {
 	c->active = ++c->dm->qmp_events;
-	c->active_ms = now_ms();
+	c->active_ms = mono_ms();
 }
 
-void out_append(struct qmp_client *c, const void *p, size_t len)
+/* What the QMP layer said of a client's bytes.  A probe's monitor stops
+ * listening at quit before the answer goes: once libxl has read it, it
+ * starts the device model proper, which binds the same path. */
+static void client_verdict(struct monitor *mon, struct qmp_client *c, struct qmp_verdict v)
 {
-	char *grown;
-	size_t cap;
+	struct dm *dm = c->dm;
 
-	if (c->out_len + len > QMP_OUT_MAX) {
-		dm_log(c->dm, XTL_WARN, -1, "QMP %s: a client that leaves %zu bytes of replies "
-		       "unread: dropping it", client_monitor_id(c), c->out_len);
+	dm->qmp_answered += v.answered;
+	if (v.out_full)
+		dm_log(dm, XTL_WARN, -1, "QMP %s: a client that leaves %zu bytes of replies "
+		       "unread: dropping it", mon->cd->id, c->out.len);
+	if (v.drop)
 		client_drop(c);
-		return;
+	else if (v.hang_up)
+		c->closing = true;
+	if (v.quit) {
+		dm->req.quit = true;
+		if (mon->quit_unlistens)
+			monitor_unlisten(mon);
 	}
-	if (c->out_len + len > c->out_cap) {
-		for (cap = c->out_cap ? c->out_cap : 4096; cap < c->out_len + len; cap *= 2)
-			;
-		if (!(grown = realloc(c->out, cap))) {
-			client_drop(c);
-			return;
-		}
-		c->out = grown;
-		c->out_cap = cap;
-	}
-	memcpy(c->out + c->out_len, p, len);
-	c->out_len += len;
 }
 
 static void client_flush(struct qmp_client *c)
 {
-	while (c->out_len) {
-		ssize_t n = send(c->fd, c->out, c->out_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	while (c->out.len) {
+		ssize_t n = send(c->fd, c->out.buf, c->out.len, MSG_NOSIGNAL | MSG_DONTWAIT);
 
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -83,31 +72,15 @@ static void client_flush(struct qmp_client *c)
 			client_drop(c);
 			break;
 		}
-		memmove(c->out, c->out + n, c->out_len - (size_t)n);
-		c->out_len -= (size_t)n;
+		memmove(c->out.buf, c->out.buf + n, c->out.len - (size_t)n);
+		c->out.len -= (size_t)n;
 		client_touch(c);
 	}
-	free(c->out);
-	c->out = NULL;
-	c->out_cap = 0;
+	free(c->out.buf);
+	c->out = (struct qmp_out){ 0 };
 }
 
 /* ---- QMP: sockets ------------------------------------------------------------------ */
-
-/* Is something accepting connections at path?  Then it is not ours to take. */
-static bool socket_live(const char *path)
-{
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
-	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	bool live;
-
-	if (fd < 0)
-		return false;
-	strcpy(sa.sun_path, path);
-	live = connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0;
-	close(fd);
-	return live;
-}
 
 int monitor_open(struct dm *dm, struct monitor *mon)
 {
@@ -122,12 +95,13 @@ int monitor_open(struct dm *dm, struct monitor *mon)
 		return dm_log(dm, XTL_ERROR, errno, "QMP %s: socket", mon->cd->id), EX_OSERR;
 	strcpy(sa.sun_path, path);
 	/* libxl unlinks these sockets when it destroys the domain; one left by
-	 * a crash is stale.  A live one belongs to another device model. */
+	 * a crash is stale.  A live one belongs to another device model (and
+	 * one we cannot probe is taken for live: unixsock.h). */
 	if (lstat(path, &st) == 0) {
-		if (!S_ISSOCK(st.st_mode) || socket_live(path))
-			return refuse(dm, EX_CANTCREAT, "QMP %s: %s is in the way (%s)", mon->cd->id,
-				      path, S_ISSOCK(st.st_mode) ? "another device model listens there"
-				      : "not a socket");
+		if (!S_ISSOCK(st.st_mode) || unixsock_live(path))
+			return dm_refuse(dm, EX_CANTCREAT, "QMP %s: %s is in the way (%s)",
+					 mon->cd->id, path, S_ISSOCK(st.st_mode)
+					 ? "another device model listens there" : "not a socket");
 		unlink(path);
 	}
 	old = umask(0177);              /* only root talks QMP, as with QEMU */
@@ -150,8 +124,8 @@ int monitor_adopt(struct dm *dm, struct monitor *mon, int fd)
 	    || getsockopt(fd, SOL_SOCKET, SO_DOMAIN, &domain, &l2) < 0
 	    || getsockopt(fd, SOL_SOCKET, SO_ACCEPTCONN, &listening, &l3) < 0
 	    || type != SOCK_STREAM || domain != AF_UNIX || !listening)
-		return refuse(dm, EX_USAGE, "QMP %s: descriptor %d is not a listening Unix "
-			      "stream socket", mon->cd->id, fd);
+		return dm_refuse(dm, EX_USAGE, "QMP %s: descriptor %d is not a listening Unix "
+				 "stream socket", mon->cd->id, fd);
 	/* libxl made it blocking; a connection aborted between poll and
 	 * accept must not hang us. */
 	if ((fl = fcntl(fd, F_GETFL)) < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0
@@ -166,11 +140,9 @@ static void client_close(struct qmp_client *c)
 {
 	close(c->fd);
 	c->fd = -1;
-	yajl_free(c->y);
-	c->y = NULL;
-	free(c->out);
-	c->out = NULL;
-	c->out_len = c->out_cap = 0;
+	qmp_end(&c->qmp);
+	free(c->out.buf);
+	c->out = (struct qmp_out){ 0 };
 }
 
 /* A free slot, or else the slot of the client idle longest, which is
@@ -191,7 +163,7 @@ static struct qmp_client *slot_for_newcomer(struct dm *dm, struct monitor *mon)
 	}
 	dm_log(dm, XTL_WARN, -1, "QMP %s: all %d client slots taken: dropping the one idle "
 	       "for %lld ms for a new client", mon->cd->id, CLIENTS_PER_MON,
-	       (long long)(now_ms() - idlest->active_ms));
+	       (long long)(mono_ms() - idlest->active_ms));
 	client_close(idlest);
 	return idlest;
 }
@@ -213,21 +185,19 @@ static void monitor_accept(struct dm *dm, struct monitor *mon)
 	c->fd = fd;
 	c->conn = ++dm->qmp_conns;
 	client_touch(c);
-	if (!(c->y = yajl_alloc(&qmp_callbacks, NULL, c))) {
+	if (!qmp_begin(&c->qmp)) {
 		close(fd);
 		c->fd = -1;
 		return;
 	}
-	yajl_config(c->y, yajl_allow_multiple_values, 1);
-	greeting(c);
+	client_verdict(mon, c, qmp_greet(&c->qmp, dm, &c->out));
 	client_flush(c);
 }
 
-static void client_read(struct qmp_client *c)
+static void client_read(struct monitor *mon, struct qmp_client *c)
 {
-	unsigned char buf[4096], *err;
+	unsigned char buf[4096];
 	ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_DONTWAIT);
-	yajl_status st;
 
 	if (n < 0 && (errno == EAGAIN || errno == EINTR))
 		return;
@@ -238,21 +208,7 @@ static void client_read(struct qmp_client *c)
 		return;
 	}
 	client_touch(c);
-	c->in_bytes += (size_t)n;
-	if (c->in_bytes > QMP_IN_MAX) {
-		qmp_fail(c, "QMP input too long");
-		return;
-	}
-	st = yajl_parse(c->y, buf, (size_t)n);
-	if (st == yajl_status_error) {
-		char why[200];
-
-		err = yajl_get_error(c->y, 0, buf, (size_t)n);
-		snprintf(why, sizeof(why), "JSON parse error, %s", err ? (char *)err : "?");
-		why[strcspn(why, "\r\n")] = '\0';
-		yajl_free_error(c->y, err);
-		qmp_fail(c, why);
-	}
+	client_verdict(mon, c, qmp_feed(&c->qmp, c->dm, &c->out, buf, (size_t)n));
 }
 
 void monitor_unlisten(struct monitor *mon)
@@ -292,8 +248,7 @@ unsigned monitor_clients(const struct monitor *mon)
 
 /* ---- QMP: polling ------------------------------------------------------------------ */
 
-/* The monitors' pollfds, from pfd[0]; returns how many. */
-unsigned qmp_poll_set(struct dm *dm, struct pollfd *pfd, struct poll_who *who)
+unsigned monitor_poll_set(struct dm *dm, struct pollfd *pfd, struct poll_who *who)
 {
 	unsigned n = 0;
 
@@ -312,14 +267,14 @@ unsigned qmp_poll_set(struct dm *dm, struct pollfd *pfd, struct poll_who *who)
 				continue;
 			who[n] = (struct poll_who){ .mon = mon, .client = c, .conn = c->conn };
 			pfd[n++] = (struct pollfd){ .fd = c->fd,
-				.events = (short)((c->closing ? 0 : POLLIN) | (c->out_len ? POLLOUT : 0)) };
+				.events = (short)((c->closing ? 0 : POLLIN) | (c->out.len ? POLLOUT : 0)) };
 		}
 	}
 	return n;
 }
 
-void on_qmp(struct dm *dm, const struct pollfd *pfd, const struct poll_who *who,
-	    unsigned n)
+void monitor_serve(struct dm *dm, const struct pollfd *pfd, const struct poll_who *who,
+		   unsigned n)
 {
 	for (unsigned k = 0; k < n; k++) {
 		struct qmp_client *c = who[k].client;
@@ -334,10 +289,10 @@ void on_qmp(struct dm *dm, const struct pollfd *pfd, const struct poll_who *who,
 		if (c->fd < 0 || c->conn != who[k].conn)
 			continue;
 		if (!c->closing && pfd[k].revents & (POLLIN | POLLHUP | POLLERR))
-			client_read(c);
-		if (c->out_len)
+			client_read(who[k].mon, c);
+		if (c->out.len)
 			client_flush(c);
-		if (c->closing && !c->out_len)
+		if (c->closing && !c->out.len)
 			client_close(c);
 	}
 }

@@ -1,5 +1,6 @@
+/* SPDX-License-Identifier: MIT */
 /*
- * dm-proxies.c - one xenchan-proxy per channel: started, restarted a bounded
+ * proxies.c - one xenchan-proxy per channel: started, restarted a bounded
  * number of times when it fails, reaped, and signalled at the end.
  */
 #include <errno.h>
@@ -15,7 +16,10 @@
 #include <sysexits.h>
 #include <unistd.h>
 
+#include "../unixsock.h"
 #include "dm.h"
+#include "proxies.h"
+#include "store.h"
 
 /* The proxy to run; empty: xenchan-proxy next to our own executable. */
 #ifndef XENCHAN_PROXY_PATH
@@ -155,7 +159,7 @@ static void describe_status(int status, char *buf, size_t len)
 
 static void schedule_restart(struct dm *dm, struct channel *ch, const char *how)
 {
-	int64_t now = now_ms();
+	int64_t now = mono_ms();
 
 	if (ch->restarts == 0 || now - ch->window_start > RESTART_WINDOW_MS) {
 		ch->window_start = now;
@@ -177,25 +181,17 @@ static void schedule_restart(struct dm *dm, struct channel *ch, const char *how)
 
 /* A proxy that ran as another user cannot unlink its socket from root's
  * directory (nor can one that was killed): once it has exited, we do, as
- * long as nothing listens there now (the socket is stale: the rule by
- * which a proxy replaces one), so libxl finds nothing left. */
+ * long as nothing listens there now (the socket is stale by the rule by
+ * which a proxy replaces one, unixsock.h's), so libxl finds nothing left. */
 static void remove_stale_socket(struct dm *dm, const struct channel *ch)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
 	struct stat st;
-	int fd;
 
 	if (ch->cd->pty || lstat(ch->cd->path, &st) < 0 || !S_ISSOCK(st.st_mode))
 		return;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return;
-	memcpy(sa.sun_path, ch->cd->path, sizeof(sa.sun_path));
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 && errno == ECONNREFUSED
-	    && unlink(ch->cd->path) == 0)
+	if (!unixsock_live(ch->cd->path) && unlink(ch->cd->path) == 0)
 		dm_log(dm, XTL_INFO, -1, "%s: removed %s, its exited proxy's socket", ch->cd->id,
 		       ch->cd->path);
-	close(fd);
 }
 
 static void proxy_exited(struct dm *dm, struct channel *ch, int status)
@@ -206,7 +202,7 @@ static void proxy_exited(struct dm *dm, struct channel *ch, int status)
 	ch->pid = 0;
 	ch->ready = false;
 	remove_stale_socket(dm, ch);
-	if (dm->phase == DM_STOPPING) {
+	if (dm_stopping(dm)) {
 		dm_log(dm, XTL_INFO, -1, "%s: the proxy for channel %s %s", ch->cd->id,
 		       ch->name, how);
 		return;
@@ -221,7 +217,7 @@ static void proxy_exited(struct dm *dm, struct channel *ch, int status)
 	if (dm->phase == DM_STARTING) {
 		dm_log(dm, XTL_ERROR, -1, "%s: the proxy for channel %s %s before it was "
 		       "ready; giving up the start", ch->cd->id, ch->name, how);
-		begin_stopping(dm, WIFEXITED(status) ? WEXITSTATUS(status) : EX_SOFTWARE);
+		request_stop(dm, WIFEXITED(status) ? WEXITSTATUS(status) : EX_SOFTWARE);
 		return;
 	}
 	if (dm->phase != DM_RUNNING) {

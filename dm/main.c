@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /*
  * xenchan-dm - a device-model stand-in for guests whose only QEMU work is
  * their channel= lines.
@@ -10,7 +11,7 @@
  * Checked against Xen 4.17's libxl_dm.c (argv, startup, destroy),
  * libxl_exec.c (the spawn), libxl_qmp.c (the client) and xenstat_qmp.c, and
  * against 4.18 to 4.22's (the same for a PV guest, but for 4.20's probe,
- * which dm-probe.c answers).
+ * which probe.c answers).
  *
  * One poll loop: a signalfd (children, SIGTERM, SIGHUP), the xenstore watch
  * fd, the QMP listening sockets and their clients.  A timeout exists only
@@ -26,12 +27,15 @@
 #include <string.h>
 #include <sys/signalfd.h>
 #include <sysexits.h>
-#include <time.h>
 #include <unistd.h>
 #include <xenstore.h>
 #include <xentoollog.h>
 
 #include "dm.h"
+#include "monitor.h"
+#include "probe.h"
+#include "proxies.h"
+#include "store.h"
 
 /* At the end, a proxy gives a reading client up to 5 s without progress to
  * take what it holds; after ENDING_GRACE_MS we stop waiting, and a proxy
@@ -39,24 +43,17 @@
 #define ENDING_GRACE_MS   10000
 #define STOP_GRACE_MS     5000
 
-int64_t now_ms(void)
-{
-	struct timespec t;
-
-	clock_gettime(CLOCK_MONOTONIC, &t);
-	return (int64_t)t.tv_sec * 1000 + t.tv_nsec / 1000000;
-}
-
 /* ---- phases --------------------------------------------------------------------- */
 
-void begin_stopping(struct dm *dm, int exit_code)
+/* SIGTERM to every proxy; the first nonzero exit_code becomes ours. */
+static void begin_stopping(struct dm *dm, int exit_code)
 {
 	if (dm->phase == DM_STOPPING)
 		return;
 	if (exit_code && !dm->exit_code)
 		dm->exit_code = exit_code;
 	dm->phase = DM_STOPPING;
-	dm->deadline = now_ms() + STOP_GRACE_MS;
+	dm->deadline = mono_ms() + STOP_GRACE_MS;
 	for (unsigned i = 0; i < dm->n_ch; i++)
 		dm->ch[i].restart_at = 0;
 	signal_children(dm, SIGTERM);
@@ -71,9 +68,23 @@ static void begin_ending(struct dm *dm, const char *why)
 		return;
 	dm_log(dm, XTL_INFO, -1, "%s: letting %u proxies finish", why, children_alive(dm));
 	dm->phase = DM_ENDING;
-	dm->deadline = now_ms() + ENDING_GRACE_MS;
+	dm->deadline = mono_ms() + ENDING_GRACE_MS;
 	for (unsigned i = 0; i < dm->n_ch; i++)
 		dm->ch[i].restart_at = 0;
+}
+
+/* What the calls just made asked of the phases (dm->req). */
+static void act_on_requests(struct dm *dm)
+{
+	if (dm->req.stop) {
+		dm->req.stop = false;
+		begin_stopping(dm, dm->req.stop_code);
+	}
+	if (dm->req.quit) {
+		dm->req.quit = false;
+		dm_log(dm, XTL_INFO, -1, "QMP quit: stopping %u proxies", children_alive(dm));
+		begin_stopping(dm, 0);
+	}
 }
 
 static void check_started(struct dm *dm)
@@ -131,6 +142,7 @@ static void on_signals(struct dm *dm)
 		switch (si.ssi_signo) {
 		case SIGCHLD:
 			reap_children(dm);
+			act_on_requests(dm);
 			check_started(dm);      /* an ended channel holds nothing up */
 			break;
 		case SIGHUP:
@@ -151,7 +163,7 @@ static void on_signals(struct dm *dm)
  * next one (-1: none, so an idle xenchan-dm never wakes). */
 static int on_timers(struct dm *dm)
 {
-	int64_t now = now_ms(), next = -1;
+	int64_t now = mono_ms(), next = -1;
 
 	if (dm->phase >= DM_ENDING && now >= dm->deadline && children_alive(dm)) {
 		if (dm->phase == DM_ENDING) {
@@ -189,7 +201,7 @@ static unsigned poll_set(struct dm *dm, struct pollfd *pfd, struct poll_who *who
 {
 	pfd[PFD_SIGNAL] = (struct pollfd){ .fd = dm->sfd, .events = POLLIN };
 	pfd[PFD_XS] = (struct pollfd){ .fd = dm->xs_lost ? -1 : xs_fileno(dm->xs), .events = POLLIN };
-	return PFD_FIXED + qmp_poll_set(dm, pfd + PFD_FIXED, who);
+	return PFD_FIXED + monitor_poll_set(dm, pfd + PFD_FIXED, who);
 }
 
 static int run(struct dm *dm)
@@ -214,13 +226,15 @@ static int run(struct dm *dm)
 			on_signals(dm);
 		if (pfd[PFD_XS].revents)
 			on_watches(dm);
-		on_qmp(dm, pfd + PFD_FIXED, who, n - PFD_FIXED);
+		monitor_serve(dm, pfd + PFD_FIXED, who, n - PFD_FIXED);
+		act_on_requests(dm);
 	}
 }
 
 /* ---- setup and end ------------------------------------------------------------------ */
 
-int open_signals(struct dm *dm, bool children)
+/* dm->sfd: SIGTERM, SIGINT, SIGHUP, and SIGCHLD if children. */
+static int open_signals(struct dm *dm, bool children)
 {
 	sigset_t mask;
 
@@ -238,6 +252,7 @@ int open_signals(struct dm *dm, bool children)
 
 static int setup(struct dm *dm)
 {
+	struct refusal no;
 	unsigned n;
 	int r;
 
@@ -251,7 +266,9 @@ static int setup(struct dm *dm)
 		return r;
 	if (!(dm->xs = xs_open(0)))
 		return dm_log(dm, XTL_ERROR, errno, "xs_open (is xenstored running?)"), EX_UNAVAILABLE;
-	if ((r = check_domain(dm)) || (r = find_channels(dm)))
+	if ((r = check_domain(dm->xs, dm->cfg.domid, &no)))
+		return dm_refused(dm, &no);
+	if ((r = find_channels(dm)))
 		return r;
 	for (unsigned i = 0; i < dm->cfg.n_chardev; i++)
 		if (dm->cfg.chardev[i].monitor) {
@@ -277,16 +294,12 @@ static int setup(struct dm *dm)
 
 static void finish(struct dm *dm)
 {
-	char path[XSP_MAX];
-
 	for (unsigned m = 0; m < MAX_MONITORS; m++)
 		monitor_close(&dm->mon[m]);
 	/* Our nodes outlive a domain that died without libxl's destroy (which
 	 * removes them first); a later domain may reuse the domid. */
-	if (dm->xs && dm->cfg.have_domid && !xs_is_domain_introduced(dm->xs, dm->cfg.domid)) {
-		path_dm(path, sizeof(path), dm->cfg.domid, NULL);
-		xs_rm(dm->xs, XBT_NULL, path);
-	}
+	if (dm->xs && dm->cfg.have_domid && !xs_is_domain_introduced(dm->xs, dm->cfg.domid))
+		remove_dm_dir(dm);
 	if (dm->xs)
 		xs_close(dm->xs);
 	if (dm->sfd >= 0)
@@ -297,6 +310,7 @@ static void finish(struct dm *dm)
 int main(int argc, char **argv)
 {
 	static struct dm dm;
+	struct refusal no;
 	int r, fd;
 
 	dm.sfd = -1;
@@ -312,10 +326,14 @@ int main(int argc, char **argv)
 		return 0;
 	}
 	if ((fd = probe_argv(argc, argv)) >= 0) {
-		r = probe_run(&dm, fd);
-	} else {
-		r = parse_argv(&dm, argc, argv);
+		r = open_signals(&dm, false);
 		if (!r)
+			r = probe_run(&dm, fd);
+	} else {
+		r = parse_argv(&dm.cfg, argc, argv, &no);
+		if (r)
+			dm_refused(&dm, &no);
+		else
 			r = setup(&dm);
 		if (!r)
 			r = run(&dm);

@@ -1,5 +1,6 @@
+/* SPDX-License-Identifier: MIT */
 /*
- * dm-log.c - what xenchan-dm says, to the qemu-dm log libxl gives it as
+ * log.c - what xenchan-dm says, to the qemu-dm log libxl gives it as
  * stderr: each line names the domain once the argv has.
  */
 #include <stdarg.h>
@@ -7,7 +8,7 @@
 #include <sysexits.h>
 
 #include "dm.h"
-#include "log.h"
+#include "../log.h"
 
 void dm_log(const struct dm *dm, xentoollog_level level, int errnoval,
 	    const char *fmt, ...)
@@ -25,20 +26,25 @@ void dm_log(const struct dm *dm, xentoollog_level level, int errnoval,
 	va_end(ap);
 }
 
-/* Why we cannot stand in for this argv: one line for the qemu-dm log, and
+/* Why we cannot stand in for QEMU here: one line for the qemu-dm log, and
  * an exit code xl reports ("failed startup with non-zero exit status"). */
-int refuse(const struct dm *dm, int code, const char *fmt, ...)
+int dm_refused(const struct dm *dm, const struct refusal *no)
 {
-	char msg[768];
+	if (no->code == EX_CONFIG)
+		dm_log(dm, XTL_ERROR, -1, "%s: only QEMU can serve this domain; xenchan-dm "
+		       "serves channels only (drop device_model_override for it)", no->why);
+	else
+		dm_log(dm, XTL_ERROR, -1, "%s", no->why);
+	return no->code;
+}
+
+int dm_refuse(const struct dm *dm, int code, const char *fmt, ...)
+{
+	struct refusal no = { .code = code };
 	va_list ap;
 
 	va_start(ap, fmt);
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	vsnprintf(no.why, sizeof(no.why), fmt, ap);
 	va_end(ap);
-	if (code == EX_CONFIG)
-		dm_log(dm, XTL_ERROR, -1, "%s: only QEMU can serve this domain; xenchan-dm "
-		       "serves channels only (drop device_model_override for it)", msg);
-	else
-		dm_log(dm, XTL_ERROR, -1, "%s", msg);
-	return code;
+	return dm_refused(dm, &no);
 }

@@ -1,13 +1,29 @@
+/* SPDX-License-Identifier: MIT */
 /*
- * dm-args.c - the argv libxl builds for QEMU: what we can stand in for,
+ * args.c - the argv libxl builds for QEMU: what we can stand in for,
  * and a refusal, by name, of what only QEMU can do.
  */
 #include <limits.h>
+#include <stdarg.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 #include <sysexits.h>
 
-#include "dm.h"
+#include "../nodes.h"
+#include "../strict.h"
+#include "args.h"
+
+int refuse(struct refusal *no, int code, const char *fmt, ...)
+{
+	va_list ap;
+
+	no->code = code;
+	va_start(ap, fmt);
+	vsnprintf(no->why, sizeof(no->why), fmt, ap);
+	va_end(ap);
+	return code;
+}
 
 /* Split a QEMU option string ("socket,id=x,path=/a,,b,server=on") into its
  * parts in buf, as QEMU reads it: ",," is a comma inside a value.  Returns
@@ -52,16 +68,15 @@ bool channel_devid(const char *id, unsigned *devid)
 {
 	unsigned long n;
 
-	if (strncmp(id, "libxl-channel", 13) || !xs_parse_canonical(id + 13, 0xffff, &n))
+	if (strncmp(id, "libxl-channel", 13) || !strict_canonical(id + 13, CONSOLE_DEVID_MAX, &n))
 		return false;
 	*devid = (unsigned)n;
 	return true;
 }
 
 
-static int parse_chardev(struct dm *dm, const char *spec)
+static int parse_chardev(struct config *c, struct refusal *no, const char *spec)
 {
-	struct config *c = &dm->cfg;
 	char buf[512], *part[16];
 	int n = opts_split(spec, buf, sizeof(buf), part, 16);
 	struct chardev *cd;
@@ -69,11 +84,11 @@ static int parse_chardev(struct dm *dm, const char *spec)
 	int server = 0, wait = 1;
 
 	if (n < 0 || c->n_chardev == MAX_CHARDEVS)
-		return refuse(dm, EX_USAGE, "-chardev %s: too long or too many", spec);
+		return refuse(no, EX_USAGE, "-chardev %s: too long or too many", spec);
 	cd = &c->chardev[c->n_chardev];
 	memset(cd, 0, sizeof(*cd));
 	if (strcmp(part[0], "pty") && strcmp(part[0], "socket"))
-		return refuse(dm, EX_CONFIG, "-chardev %s: a %s character device", spec, part[0]);
+		return refuse(no, EX_CONFIG, "-chardev %s: a %s character device", spec, part[0]);
 	cd->pty = !strcmp(part[0], "pty");
 	for (int i = 1; i < n; i++) {
 		char *k = part[i], *v = strchr(k, '=');
@@ -83,7 +98,7 @@ static int parse_chardev(struct dm *dm, const char *spec)
 		if (!strcmp(k, "id") && v && strlen(v) < sizeof(cd->id))
 			strcpy(cd->id, v);
 		else if (!cd->pty && !strcmp(k, "path") && v && strlen(v) >= sizeof(cd->path))
-			return refuse(dm, EX_USAGE, "-chardev %s: path too long for a Unix socket", spec);
+			return refuse(no, EX_USAGE, "-chardev %s: path too long for a Unix socket", spec);
 		else if (!cd->pty && !strcmp(k, "path") && v && *v)
 			have_path = (strcpy(cd->path, v), true);
 		else if (!cd->pty && !strcmp(k, "server") && (server = opt_bool(v)) >= 0)
@@ -91,25 +106,24 @@ static int parse_chardev(struct dm *dm, const char *spec)
 		else if (!cd->pty && !strcmp(k, "wait") && (wait = opt_bool(v)) >= 0)
 			;
 		else if (!cd->pty && !strcmp(k, "fd"))
-			return refuse(dm, EX_CONFIG, "-chardev %s: a QMP socket passed as a file "
+			return refuse(no, EX_CONFIG, "-chardev %s: a QMP socket passed as a file "
 				      "descriptor (dm_restrict=1)", spec);
 		else
-			return refuse(dm, EX_USAGE, "-chardev %s: option %s%s%s is not one libxl "
+			return refuse(no, EX_USAGE, "-chardev %s: option %s%s%s is not one libxl "
 				      "gives a channel or monitor", spec, k, v ? "=" : "", v ? v : "");
 	}
 	if (!cd->id[0] || (!cd->pty && (!have_path || server != 1 || wait != 0)))
-		return refuse(dm, EX_USAGE, "-chardev %s: expected pty,id=ID or "
+		return refuse(no, EX_USAGE, "-chardev %s: expected pty,id=ID or "
 			      "socket,id=ID,path=PATH,server=on,wait=off", spec);
 	for (unsigned i = 0; i < c->n_chardev; i++)
 		if (!strcmp(c->chardev[i].id, cd->id))
-			return refuse(dm, EX_USAGE, "-chardev %s: id %s given twice", spec, cd->id);
+			return refuse(no, EX_USAGE, "-chardev %s: id %s given twice", spec, cd->id);
 	c->n_chardev++;
 	return 0;
 }
 
-static int parse_mon(struct dm *dm, const char *spec)
+static int parse_mon(struct config *c, struct refusal *no, const char *spec)
 {
-	struct config *c = &dm->cfg;
 	char buf[256], *part[4];
 	int n = opts_split(spec, buf, sizeof(buf), part, 4);
 	const char *id = NULL;
@@ -121,10 +135,10 @@ static int parse_mon(struct dm *dm, const char *spec)
 		else if (!strcmp(part[i], "mode=control"))
 			control = true;
 		else
-			return refuse(dm, EX_USAGE, "-mon %s: %s is not supported", spec, part[i]);
+			return refuse(no, EX_USAGE, "-mon %s: %s is not supported", spec, part[i]);
 	}
 	if (!id || !control || strlen(id) >= ID_MAX || c->n_mon == MAX_MONITORS)
-		return refuse(dm, EX_USAGE, "-mon %s: expected chardev=ID,mode=control", spec);
+		return refuse(no, EX_USAGE, "-mon %s: expected chardev=ID,mode=control", spec);
 	strcpy(c->mon[c->n_mon++], id);
 	return 0;
 }
@@ -183,37 +197,37 @@ static const struct dm_option {
 	{ "-acpitable", true, O_REFUSE, "emulated ACPI (an HVM guest)" },
 };
 
-static int parse_option(struct dm *dm, const struct dm_option *o, const char *arg)
+static int parse_option(struct config *c, struct refusal *no, const struct dm_option *o,
+			const char *arg)
 {
-	struct config *c = &dm->cfg;
 	unsigned long v;
 
 	switch (o->kind) {
 	case O_DOMID:
-		if (c->have_domid || !xs_parse_canonical(arg, DOMID_MAX, &v) || v == 0)
-			return refuse(dm, EX_USAGE, "-xen-domid %s: not a guest's domid, or given twice", arg);
+		if (c->have_domid || !strict_canonical(arg, DOMID_MAX, &v) || v == 0)
+			return refuse(no, EX_USAGE, "-xen-domid %s: not a guest's domid, or given twice", arg);
 		c->domid = (unsigned)v;
 		c->have_domid = true;
 		return 0;
-	case O_CHARDEV: return parse_chardev(dm, arg);
-	case O_MON: return parse_mon(dm, arg);
+	case O_CHARDEV: return parse_chardev(c, no, arg);
+	case O_MON: return parse_mon(c, no, arg);
 	case O_NAME: c->name = arg; return 0;
 	case O_ATTACH: c->xen_attach = true; return 0;
 	case O_IGNORE: return 0;
 	case O_MEM:
-		return xs_parse_canonical(arg, ULONG_MAX, &v) ? 0
-			: refuse(dm, EX_USAGE, "-m %s: not a size in MiB", arg);
+		return strict_canonical(arg, ULONG_MAX, &v) ? 0
+			: refuse(no, EX_USAGE, "-m %s: not a size in MiB", arg);
 	case O_NONE_ONLY:
 		return !strcmp(arg, "none") ? 0
-			: refuse(dm, EX_CONFIG, "%s %s: %s", o->name, arg, o->needs);
+			: refuse(no, EX_CONFIG, "%s %s: %s", o->name, arg, o->needs);
 	case O_MACHINE:
 		if (strcmp(arg, "xenpv"))
-			return refuse(dm, EX_CONFIG, "%s %s: an emulated machine (an HVM guest)",
+			return refuse(no, EX_CONFIG, "%s %s: an emulated machine (an HVM guest)",
 				      o->name, arg);
 		c->xenpv = true;
 		return 0;
 	case O_REFUSE:
-		return refuse(dm, EX_CONFIG, "%s%s%s: %s", o->name, arg ? " " : "", arg ? arg : "",
+		return refuse(no, EX_CONFIG, "%s%s%s: %s", o->name, arg ? " " : "", arg ? arg : "",
 			      o->needs);
 	}
 	return EX_SOFTWARE;
@@ -221,9 +235,8 @@ static int parse_option(struct dm *dm, const struct dm_option *o, const char *ar
 
 /* The chardevs make sense together: libxl-cmd is a QMP monitor, every
  * monitor is a socket, and everything else is a libxl-channelN. */
-static int check_chardevs(struct dm *dm)
+static int check_chardevs(struct config *c, struct refusal *no)
 {
-	struct config *c = &dm->cfg;
 	unsigned devid, n_channels = 0;
 
 	for (unsigned m = 0; m < c->n_mon; m++) {
@@ -232,7 +245,7 @@ static int check_chardevs(struct dm *dm)
 		for (i = 0; i < c->n_chardev && strcmp(c->chardev[i].id, c->mon[m]); i++)
 			;
 		if (i == c->n_chardev || c->chardev[i].pty || c->chardev[i].monitor)
-			return refuse(dm, EX_USAGE, "-mon chardev=%s: no such socket -chardev, "
+			return refuse(no, EX_USAGE, "-mon chardev=%s: no such socket -chardev, "
 				      "or named twice", c->mon[m]);
 		c->chardev[i].monitor = true;
 	}
@@ -240,14 +253,14 @@ static int check_chardevs(struct dm *dm)
 		const struct chardev *cd = &c->chardev[i];
 
 		if (!strcmp(cd->id, "libxl-cmd") && !cd->monitor)
-			return refuse(dm, EX_USAGE, "-chardev libxl-cmd is not a QMP monitor (-mon)");
+			return refuse(no, EX_USAGE, "-chardev libxl-cmd is not a QMP monitor (-mon)");
 		if (cd->monitor)
 			continue;
 		if (!channel_devid(cd->id, &devid))
-			return refuse(dm, EX_USAGE, "-chardev id=%s: neither a QMP monitor nor a "
+			return refuse(no, EX_USAGE, "-chardev id=%s: neither a QMP monitor nor a "
 				      "libxl-channelN", cd->id);
 		if (++n_channels > MAX_CHANNELS)
-			return refuse(dm, EX_USAGE, "more than %d channels", MAX_CHANNELS);
+			return refuse(no, EX_USAGE, "more than %d channels", MAX_CHANNELS);
 	}
 	return 0;
 }
@@ -287,14 +300,13 @@ int probe_argv(int argc, char **argv)
 		return -1;
 	memcpy(digits, spec, (size_t)(end - spec));
 	digits[end - spec] = '\0';
-	if (!xs_parse_canonical(digits, INT_MAX, &fd))
+	if (!strict_canonical(digits, INT_MAX, &fd))
 		return -1;
 	return (int)fd;
 }
 
-int parse_argv(struct dm *dm, int argc, char **argv)
+int parse_argv(struct config *c, int argc, char **argv, struct refusal *no)
 {
-	struct config *c = &dm->cfg;
 	int r;
 
 	for (int i = 1; i < argc; i++) {
@@ -304,18 +316,18 @@ int parse_argv(struct dm *dm, int argc, char **argv)
 			if (!strcmp(argv[i], dm_options[k].name))
 				o = &dm_options[k];
 		if (!o)
-			return refuse(dm, EX_USAGE, "%s %s: not an argument libxl gives the device "
+			return refuse(no, EX_USAGE, "%s %s: not an argument libxl gives the device "
 				      "model of a PV or PVH guest (see xenchan-dm(8))",
 				      argv[i][0] == '-' ? "unknown option" : "unexpected operand", argv[i]);
 		if (o->has_arg && i + 1 == argc)
-			return refuse(dm, EX_USAGE, "%s needs an argument", o->name);
-		if ((r = parse_option(dm, o, o->has_arg ? argv[++i] : NULL)))
+			return refuse(no, EX_USAGE, "%s needs an argument", o->name);
+		if ((r = parse_option(c, no, o, o->has_arg ? argv[++i] : NULL)))
 			return r;
 	}
 	if (!c->have_domid)
-		return refuse(dm, EX_USAGE, "no -xen-domid: run by libxl as a device model "
+		return refuse(no, EX_USAGE, "no -xen-domid: run by libxl as a device model "
 			      "(see xenchan-dm(8))");
 	if (!c->xenpv || !c->xen_attach)
-		return refuse(dm, EX_CONFIG, "no -machine xenpv and -xen-attach: an HVM guest");
-	return check_chardevs(dm);
+		return refuse(no, EX_CONFIG, "no -machine xenpv and -xen-attach: an HVM guest");
+	return check_chardevs(c, no);
 }

@@ -1,16 +1,19 @@
+/* SPDX-License-Identifier: MIT */
 /*
- * fuzz-xs.c - every xs.c function over a xenstore that answers anything.
+ * fuzz-store.c - every function of the proxy's xenstore modules (store.c,
+ * the xenstore half of hotplug.c, strict.c's reads) over a xenstore that
+ * answers anything.
  *
- * This harness defines the libxenstore calls xs.c makes (xs_read,
+ * This harness defines the libxenstore calls they make (xs_read,
  * xs_directory, xs_write, transactions, watches ...) and is linked without
- * libxenstore, so xs.c runs unchanged against a scripted store: each call
+ * libxenstore, so they run unchanged against a scripted store: each call
  * takes its answer from the input - a value of any length and bytes
  * (embedded NULs, 4 KiB, nothing), a listing of any names, an errno, a
  * transaction conflict - which covers the guest rewriting a node between two
  * reads.  The first bytes choose the channel, the function and its
  * arguments; the rest is the script.  After the call:
  *   - results agree with references built from what the store said, using
- *     xs.h's contracts: read_str's bound and NUL rule, strict numbers,
+ *     the headers' contracts: strict_read's bound and NUL rule, strict numbers,
  *     states 0..8, check_channel's three nodes, the pick rule for channels;
  *     a refusal names a node that was read and was wrong;
  *   - returned strings and msg are NUL-terminated within their buffers
@@ -21,19 +24,22 @@
  *     channel's own directories, a write only after reading its directory in
  *     the same transaction, and a parent is removed only when the same
  *     transaction listed it empty, never the domain's own directory.
- * FUZZ_XS_TRACE=1 prints the store's answers (for writing seeds).
+ * FUZZ_STORE_TRACE=1 prints the store's answers (for writing seeds).
  */
 #include <limits.h>
 #include <unistd.h>
 #include <xenstore.h>
 #include "fuzz-input.h"
 #include "fuzz-ref.h"
-#include "xs.h"
+#include "hotplug.h"
+#include "nodes.h"
+#include "store.h"
+#include "strict.h"
 
-#define PATH_CAP  512      /* longer than any path xs.c builds */
-#define LOG_MAX   8192     /* more calls than any xs.c function makes */
+#define PATH_CAP  512      /* longer than any path the modules build */
+#define LOG_MAX   8192     /* more calls than any of their functions makes */
 #define LIST_MAX  32
-#define NAME_CAP  XS_NAME_MAX
+#define NAME_CAP  STORE_NAME_MAX
 
 /* ---- the scripted store -------------------------------------------------- */
 
@@ -310,7 +316,7 @@ static const struct answer *read_of(const char *path)
 	return NULL;
 }
 
-/* What read_str() accepts: present, shorter than cap, no NUL inside. */
+/* What strict_read() accepts: present, shorter than cap, no NUL inside. */
 static bool str_ok(const struct answer *a, size_t cap)
 {
 	return a != NULL && a->ok && a->len < cap && strlen(a->val) == a->len;
@@ -384,7 +390,7 @@ enum op {
 };
 
 struct call_ctx {
-	struct xs_channel ch;
+	struct store_channel ch;
 	char *msg;
 	size_t msglen;
 	char *arg;
@@ -400,10 +406,10 @@ static void node(char *buf, const char *dir, const char *leaf)
 
 static void frontend_ring(struct call_ctx *c)
 {
-	struct xs_ring_info ri = { 0xdeadbeef, 0xdeadbeef };
+	struct store_ring ri = { 0xdeadbeef, 0xdeadbeef };
 	char p1[PATH_CAP], p2[PATH_CAP];
 	unsigned long ref = 0, port = 0;
-	enum xs_result r = xs_frontend_ring(H, &c->ch, &ri, c->msg, c->msglen);
+	enum store_result r = store_frontend_ring(H, &c->ch, &ri, c->msg, c->msglen);
 	const struct answer *a, *b;
 	bool ok;
 
@@ -412,8 +418,8 @@ static void frontend_ring(struct call_ctx *c)
 	a = read_of(p1);
 	b = read_of(p2);
 	ok = uint_ok(a, 32, UINT32_MAX, &ref) && uint_ok(b, 32, INT32_MAX, &port) && port != 0;
-	FUZZ_CHECK((r == XSR_OK) == ok);
-	FUZZ_CHECK(r == XSR_OK || r == XSR_NOT_FOUND || r == XSR_INVALID);
+	FUZZ_CHECK((r == STORE_OK) == ok);
+	FUZZ_CHECK(r == STORE_OK || r == STORE_NOT_FOUND || r == STORE_INVALID);
 	if (ok)
 		FUZZ_CHECK(ri.ring_ref == ref && ri.port == port);
 	else   /* refused for a node it read, never without reading it */
@@ -424,7 +430,7 @@ static void frontend_limit(struct call_ctx *c)
 {
 	char p[PATH_CAP];
 	unsigned long limit = 777, ref = 0;
-	bool r = xs_frontend_limit(H, &c->ch, &limit);
+	bool r = store_frontend_limit(H, &c->ch, &limit);
 
 	node(p, c->ch.fe, "limit");
 	FUZZ_CHECK(read_of(p) != NULL);
@@ -440,8 +446,8 @@ static void state(struct call_ctx *c, bool frontend)
 	const struct answer *a, *d;
 	unsigned long ref = 0;
 	bool present = false, ref_present;
-	enum xb_state s = frontend ? xs_frontend_state(H, &c->ch, &present)
-		: xs_backend_state(H, &c->ch, &present);
+	enum xb_state s = frontend ? store_frontend_state(H, &c->ch, &present)
+		: store_backend_state(H, &c->ch, &present);
 
 	FUZZ_CHECK((unsigned)s <= XB_RECONFIGURED);   /* a state, whatever the guest wrote */
 	node(p, dir, "state");
@@ -460,7 +466,7 @@ static void check_channel(struct call_ctx *c)
 	char p1[PATH_CAP], p2[PATH_CAP], p3[PATH_CAP];
 	const struct answer *be, *b, *f;
 	unsigned long bid = 0, fid = 0;
-	enum xs_result r = xs_check_channel(H, &c->ch, c->msg, c->msglen);
+	enum store_result r = store_check_channel(H, &c->ch, c->msg, c->msglen);
 	bool be_ok, bid_ok, fid_ok, ok;
 
 	node(p1, c->ch.fe, "backend");
@@ -469,11 +475,11 @@ static void check_channel(struct call_ctx *c)
 	be = read_of(p1);
 	b = read_of(p2);
 	f = read_of(p3);
-	be_ok = str_ok(be, XS_PATH_MAX) && strcmp(be->val, c->ch.be) == 0;
-	bid_ok = uint_ok(b, XS_PATH_MAX, 0x7fef, &bid) && bid == c->ch.backend_domid;
-	fid_ok = uint_ok(f, XS_PATH_MAX, 0x7fef, &fid) && fid == c->ch.domid;
+	be_ok = str_ok(be, STORE_PATH_MAX) && strcmp(be->val, c->ch.be) == 0;
+	bid_ok = uint_ok(b, STORE_PATH_MAX, DOMID_MAX, &bid) && bid == c->ch.backend_domid;
+	fid_ok = uint_ok(f, STORE_PATH_MAX, DOMID_MAX, &fid) && fid == c->ch.domid;
 	ok = be_ok && bid_ok && fid_ok;
-	FUZZ_CHECK(r == (ok ? XSR_OK : XSR_INVALID));
+	FUZZ_CHECK(r == (ok ? STORE_OK : STORE_INVALID));
 	if (!ok)   /* refused for a node it read */
 		FUZZ_CHECK(!be_ok || (b != NULL && !bid_ok) || (f != NULL && !fid_ok));
 }
@@ -484,26 +490,26 @@ static void backend_connection(struct call_ctx *c)
 	char *conn = malloc(connlen), *path = malloc(pathlen);
 	char p1[PATH_CAP], p2[PATH_CAP];
 	const struct answer *a, *b;
-	enum xs_result r, ref;
+	enum store_result r, ref;
 
 	FUZZ_CHECK(conn != NULL && path != NULL);
 	memset(conn, 'C', connlen);
 	memset(path, 'P', pathlen);
-	r = xs_backend_connection(H, &c->ch, conn, connlen, path, pathlen);
+	r = store_backend_connection(H, &c->ch, conn, connlen, path, pathlen);
 	node(p1, c->ch.be, "connection");
 	node(p2, c->ch.be, "path");
 	a = read_of(p1);
 	b = read_of(p2);
 	FUZZ_CHECK(a != NULL);
 	if (!str_ok(a, connlen))
-		ref = XSR_NOT_FOUND;
+		ref = STORE_NOT_FOUND;
 	else if (strcmp(a->val, "socket") == 0)
-		ref = b != NULL && str_ok(b, pathlen) && b->val[0] == '/' ? XSR_OK
-			: b != NULL ? XSR_INVALID : XSR_FAILED;   /* the path must be read */
+		ref = b != NULL && str_ok(b, pathlen) && b->val[0] == '/' ? STORE_OK
+			: b != NULL ? STORE_INVALID : STORE_FAILED;   /* the path must be read */
 	else
-		ref = strcmp(a->val, "pty") == 0 ? XSR_OK : XSR_INVALID;
+		ref = strcmp(a->val, "pty") == 0 ? STORE_OK : STORE_INVALID;
 	FUZZ_CHECK(r == ref);
-	if (r == XSR_OK) {
+	if (r == STORE_OK) {
 		FUZZ_CHECK(memchr(conn, '\0', connlen) && memchr(path, '\0', pathlen));
 		FUZZ_CHECK(strcmp(conn, "pty") == 0 || (strcmp(conn, "socket") == 0 && path[0] == '/'));
 		FUZZ_CHECK(strcmp(conn, "socket") == 0 || path[0] == '\0');
@@ -517,7 +523,7 @@ static void server_pid(struct call_ctx *c)
 	char p[PATH_CAP], q[PATH_CAP];
 	unsigned long ref = 0, sref = 0;
 	unsigned long long start = 777;
-	long pid = xs_server_pid(H, &c->ch, &start);
+	long pid = hotplug_read_server(H, &c->ch, &start);
 
 	node(p, c->ch.be, "xenchan-pid");
 	node(q, c->ch.be, "xenchan-pid-start");
@@ -533,7 +539,7 @@ static void is_ours(struct call_ctx *c)
 {
 	char p[PATH_CAP];
 	const struct answer *a;
-	bool r = xs_channel_is_ours(H, &c->ch);
+	bool r = hotplug_is_ours(H, &c->ch);
 
 	node(p, c->ch.fe, "type");
 	a = read_of(p);
@@ -543,18 +549,18 @@ static void is_ours(struct call_ctx *c)
 
 static void find_domain(struct call_ctx *c)
 {
-	struct xs_channel ch = c->ch;
-	enum xs_result r = xs_find_domain(H, c->arg, &ch, c->msg, c->msglen);
+	struct store_channel ch = c->ch;
+	enum store_result r = store_find_domain(H, c->arg, &ch, c->msg, c->msglen);
 	size_t next = 1, found = 0, first = 0;
 	unsigned long domid;
 	char p[PATH_CAP];
 
-	if (ref_parse_uint(c->arg, 0x7fef, &domid)) {
+	if (ref_parse_uint(c->arg, DOMID_MAX, &domid)) {
 		const struct answer *name;
 		snprintf(p, sizeof(p), "/local/domain/%lu", domid);
 		FUZZ_CHECK(nanswers >= 1 && strcmp(answers[0].path, p) == 0);
-		FUZZ_CHECK(r == (answers[0].ok ? XSR_OK : XSR_NOT_FOUND));
-		if (r != XSR_OK)
+		FUZZ_CHECK(r == (answers[0].ok ? STORE_OK : STORE_NOT_FOUND));
+		if (r != STORE_OK)
 			return;
 		FUZZ_CHECK(ch.domid == domid);
 		snprintf(p, sizeof(p), "/local/domain/%lu/name", domid);
@@ -568,12 +574,12 @@ static void find_domain(struct call_ctx *c)
 	FUZZ_CHECK(nanswers >= 1 && answers[0].call == C_DIR
 		   && strcmp(answers[0].path, "/local/domain") == 0);
 	if (!answers[0].ok) {
-		FUZZ_CHECK(r == XSR_FAILED);
+		FUZZ_CHECK(r == STORE_FAILED);
 		return;
 	}
 	for (unsigned i = 0; i < answers[0].n; i++) {
 		const struct answer *a;
-		if (!ref_parse_uint(answers[0].list[i], 0x7fef, &domid))
+		if (!ref_parse_uint(answers[0].list[i], DOMID_MAX, &domid))
 			continue;
 		FUZZ_CHECK(next < nanswers);
 		a = &answers[next++];
@@ -583,9 +589,9 @@ static void find_domain(struct call_ctx *c)
 			first = next - 1;
 	}
 	FUZZ_CHECK(next == nanswers);
-	FUZZ_CHECK(r == (found == 1 ? XSR_OK : found ? XSR_AMBIGUOUS : XSR_NOT_FOUND));
-	if (r == XSR_OK) {
-		FUZZ_CHECK(ch.domid <= 0x7fef);
+	FUZZ_CHECK(r == (found == 1 ? STORE_OK : found ? STORE_AMBIGUOUS : STORE_NOT_FOUND));
+	if (r == STORE_OK) {
+		FUZZ_CHECK(ch.domid <= DOMID_MAX);
 		snprintf(p, sizeof(p), "/local/domain/%u/name", ch.domid);
 		FUZZ_CHECK(strcmp(answers[first].path, p) == 0);
 		check_printable_copy(ch.domain_name, sizeof(ch.domain_name), answers[first].val);
@@ -594,19 +600,19 @@ static void find_domain(struct call_ctx *c)
 
 static void find_channel(struct call_ctx *c)
 {
-	struct xs_channel ch = c->ch;
-	unsigned backend = fin_u16(c->f) % 0x7ff0;
-	enum xs_result r = xs_find_channel(H, c->arg, backend, &ch, c->msg, c->msglen);
+	struct store_channel ch = c->ch;
+	unsigned backend = fin_u16(c->f) % (DOMID_MAX + 1);
+	enum store_result r = store_find_channel(H, c->arg, backend, &ch, c->msg, c->msglen);
 	char p[PATH_CAP], dir[PATH_CAP], *names[LIST_MAX] = { 0 };
 	const struct answer *d = &answers[0];
 	unsigned long id;
 	size_t idx = SIZE_MAX;
-	enum xs_result ref;
+	enum store_result ref;
 
 	snprintf(dir, sizeof(dir), "/local/domain/%u/device/console", ch.domid);
 	FUZZ_CHECK(nanswers >= 1 && d->call == C_DIR && strcmp(d->path, dir) == 0);
 	if (!d->ok && d->err != ENOENT) {
-		FUZZ_CHECK(r == XSR_FAILED);
+		FUZZ_CHECK(r == STORE_FAILED);
 		return;
 	}
 	/* One read of N/name per entry, in order. */
@@ -619,7 +625,7 @@ static void find_channel(struct call_ctx *c)
 	}
 	ref = ref_pick_channel(d->list, names, d->n, c->arg, &idx);
 	FUZZ_CHECK(r == ref);
-	if (r != XSR_OK)
+	if (r != STORE_OK)
 		return;
 	FUZZ_CHECK(ref_parse_uint(d->list[idx], REF_DEVID_MAX, &id) && ch.devid == id);
 	FUZZ_CHECK(ch.backend_domid == backend);
@@ -633,7 +639,7 @@ static void find_channel(struct call_ctx *c)
 /* A write that needs its directory: GONE if the probe of dir found nothing. */
 /* Writes of dir/leaves[k] = values[k], k < n, in that order: each attempt
  * reads dir, then writes them in the same transaction. */
-static void set_nodes(struct call_ctx *c, enum xs_result r, const char *dir,
+static void set_nodes(struct call_ctx *c, enum store_result r, const char *dir,
 		      const char *const *leaves, const char *const *values, size_t n)
 {
 	const char *dirs[] = { dir };
@@ -660,18 +666,18 @@ static void set_nodes(struct call_ctx *c, enum xs_result r, const char *dir,
 			k = 0;
 		}
 	}
-	if (r == XSR_OK) {   /* all n went in, the last in a committed transaction */
+	if (r == STORE_OK) {   /* all n went in, the last in a committed transaction */
 		FUZZ_CHECK(k == n && nanswers >= n + 1 && answers[nanswers - 1].call == C_WRITE
 			   && answers[nanswers - 1].ok
 			   && is_committed(answers[nanswers - 1].t));
 	}
-	if (r == XSR_GONE)
+	if (r == STORE_GONE)
 		FUZZ_CHECK(nanswers >= 1 && !answers[nanswers - 1].ok
 			   && answers[nanswers - 1].call == C_READ);
 	(void)c;
 }
 
-static void set_node(struct call_ctx *c, enum xs_result r, const char *dir,
+static void set_node(struct call_ctx *c, enum store_result r, const char *dir,
 		     const char *leaf, const char *value)
 {
 	set_nodes(c, r, dir, &leaf, &value, 1);
@@ -679,17 +685,17 @@ static void set_node(struct call_ctx *c, enum xs_result r, const char *dir,
 
 static void create_channel(struct call_ctx *c)
 {
-	struct xs_channel ch = c->ch;
+	struct store_channel ch = c->ch;
 	unsigned long limit = fin_u32(c->f);
 	char *connection = fin_str(c->f, 16), *path = fin_u8(c->f) & 1 ? fin_str(c->f, 108) : NULL;
 	unsigned existing = 12345;
-	enum xs_result r = xs_create_channel(H, &ch, c->arg, limit, connection, path,
+	enum store_result r = hotplug_create(H, &ch, c->arg, limit, connection, path,
 					     &existing, c->msg, c->msglen);
 	char lx[PATH_CAP];
 
 	FUZZ_CHECK(open_transactions == 0);
 	check_printable_copy(ch.name, sizeof(ch.name), c->arg);
-	if (r == XSR_OK) {
+	if (r == STORE_OK) {
 		const char *dirs[] = { ch.fe, ch.be, lx };
 		char p[PATH_CAP];
 		const struct answer *list = NULL;
@@ -710,10 +716,10 @@ static void create_channel(struct call_ctx *c)
 		FUZZ_CHECK(list != NULL);
 		for (unsigned i = 0; i < list->n; i++)
 			FUZZ_CHECK(!ref_parse_uint(list->list[i], REF_DEVID_MAX, &id) || id != ch.devid);
-	} else if (r == XSR_AMBIGUOUS) {
+	} else if (r == STORE_AMBIGUOUS) {
 		FUZZ_CHECK(existing >= 1 && existing <= REF_DEVID_MAX);
 	} else {
-		FUZZ_CHECK(r == XSR_NOT_FOUND || r == XSR_FAILED);
+		FUZZ_CHECK(r == STORE_NOT_FOUND || r == STORE_FAILED);
 	}
 	free(connection);
 	free(path);
@@ -746,13 +752,13 @@ static void remove_channel(struct call_ctx *c)
 {
 	char lx[PATH_CAP], fe_top[PATH_CAP], be_top[PATH_CAP], lx_top[PATH_CAP];
 	const char *leaves[] = { c->ch.fe, c->ch.be, lx }, *tops[] = { fe_top, be_top, lx_top };
-	enum xs_result r = xs_remove_channel(H, &c->ch);
+	enum store_result r = hotplug_remove_nodes(H, &c->ch);
 
 	snprintf(lx, sizeof(lx), "/libxl/%u/device/console/%u", c->ch.domid, c->ch.devid);
 	snprintf(fe_top, sizeof(fe_top), "/local/domain/%u", c->ch.domid);
 	snprintf(be_top, sizeof(be_top), "/local/domain/%u", c->ch.backend_domid);
 	snprintf(lx_top, sizeof(lx_top), "/libxl/%u", c->ch.domid);
-	FUZZ_CHECK(r == XSR_OK || r == XSR_FAILED);
+	FUZZ_CHECK(r == STORE_OK || r == STORE_FAILED);
 	FUZZ_CHECK(open_transactions == 0);
 	for (size_t i = 0; i < nanswers; i++) {
 		FUZZ_CHECK(answers[i].call == C_RM || answers[i].call == C_DIR);
@@ -766,20 +772,20 @@ static void remove_channel(struct call_ctx *c)
 static void list_channels(struct call_ctx *c)
 {
 	int max = fin_u8(c->f) % 70;
-	struct xs_channel_info *out = malloc((max ? max : 1) * sizeof(*out));
+	struct hotplug_channel_info *out = malloc((max ? max : 1) * sizeof(*out));
 	const struct answer *d;
 	unsigned long id;
 	int n, numeric = 0;
 
 	FUZZ_CHECK(out != NULL);
-	n = xs_list_channels(H, &c->ch, out, max);
+	n = hotplug_channels(H, &c->ch, out, max);
 	d = &answers[0];
 	FUZZ_CHECK(nanswers >= 1 && d->call == C_DIR);
 	for (unsigned i = 0; i < d->n; i++)
-		numeric += ref_parse_uint(d->list[i], REF_DEVID_MAX, &id) && id != 0;
+		numeric += ref_devid_node(d->list[i], &id) && id != 0;
 	FUZZ_CHECK(n == (numeric < max ? numeric : max));
 	for (int i = 0; i < n; i++) {
-		const struct xs_channel_info *ci = &out[i];
+		const struct hotplug_channel_info *ci = &out[i];
 		FUZZ_CHECK(ci->devid >= 1 && ci->devid <= REF_DEVID_MAX);
 		check_printable(ci->name, sizeof(ci->name));
 		check_printable(ci->type, sizeof(ci->type));
@@ -791,7 +797,7 @@ static void list_channels(struct call_ctx *c)
 	free(out);
 }
 
-/* xs_read_leaf: exactly read_str's rule, into a buffer of a chosen size. */
+/* strict_leaf: exactly strict_read's rule, into a buffer of a chosen size. */
 static void read_leaf(struct call_ctx *c)
 {
 	static const char *const leaves[] = { "name", "tty", "xenchan-pid", "backend-id" };
@@ -801,7 +807,7 @@ static void read_leaf(struct call_ctx *c)
 	bool r;
 
 	FUZZ_CHECK(buf != NULL);
-	r = xs_read_leaf(H, c->ch.fe, leaf, buf, cap);
+	r = strict_leaf(H, c->ch.fe, leaf, buf, cap);
 	node(p, c->ch.fe, leaf);
 	FUZZ_CHECK(r == str_ok(read_of(p), cap));
 	if (r)
@@ -814,7 +820,7 @@ static void wait_frontend(struct call_ctx *c)
 	bool want_gone = fin_u8(c->f) & 1;
 	int timeout_ms = fin_u8(c->f) % 20;
 
-	xs_wait_frontend(H, &c->ch, want_gone, timeout_ms);
+	hotplug_wait_frontend(H, &c->ch, want_gone, timeout_ms);
 	FUZZ_CHECK(watches == 0);   /* the wait's watch is gone again */
 }
 
@@ -854,16 +860,16 @@ static void one_call(struct call_ctx *c, uint8_t op)
 	case SET_BACKEND_STATE: {
 		enum xb_state s = fin_u8(c->f) % (XB_RECONFIGURED + 1);
 		snprintf(buf, sizeof(buf), "%d", (int)s);
-		set_node(c, xs_set_backend_state(H, &c->ch, s), c->ch.be, "state", buf);
+		set_node(c, store_set_backend_state(H, &c->ch, s), c->ch.be, "state", buf);
 		break;
 	}
 	case SET_FRONTEND_TTY:
-		set_node(c, xs_set_frontend_tty(H, &c->ch, c->arg), c->ch.fe, "tty", c->arg);
+		set_node(c, store_set_frontend_tty(H, &c->ch, c->arg), c->ch.fe, "tty", c->arg);
 		break;
 	case SET_SERVER_PID: {
 		long pid = (long)fin_u32(c->f) - 16;
 		unsigned long long start = fin_u8(c->f) & 1 ? fin_u32(c->f) : 0;
-		enum xs_result r = xs_set_server_pid(H, &c->ch, pid, start);
+		enum store_result r = hotplug_write_server(H, &c->ch, pid, start);
 		const char *dirs[] = { c->ch.be };
 		const char *leaves[] = { "xenchan-pid", "xenchan-pid-start" };
 		char sbuf[32];
@@ -884,13 +890,13 @@ static void one_call(struct call_ctx *c, uint8_t op)
 		remove_channel(c);
 		break;
 	case WATCH:
-		xs_watch_channel(H, &c->ch);
+		store_watch_channel(H, &c->ch);
 		break;
 	case DRAIN_WATCHES:
-		FUZZ_CHECK((xs_drain_watches(H) & ~7u) == 0);
+		FUZZ_CHECK((store_drain_watches(H) & ~7u) == 0);
 		break;
 	case DOMAIN_ALIVE:
-		xs_domain_alive(H, c->ch.domid);
+		store_domain_alive(H, c->ch.domid);
 		break;
 	case LIST_CHANNELS:
 		list_channels(c);
@@ -931,8 +937,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	uint8_t op = fin_u8(&f);
 	unsigned msglen = fin_u16(&f) % 700;
 
-	c.ch.domid = 1 + fin_u16(&f) % 0x7fef;
-	c.ch.backend_domid = fin_u16(&f) % 0x7ff0;
+	c.ch.domid = 1 + fin_u16(&f) % DOMID_MAX;
+	c.ch.backend_domid = fin_u16(&f) % (DOMID_MAX + 1);
 	c.ch.devid = fin_u16(&f);
 	snprintf(c.ch.fe, sizeof(c.ch.fe), "/local/domain/%u/device/console/%u",
 		 c.ch.domid, c.ch.devid);
@@ -951,7 +957,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	c.f = &script;
 	one_call(&c, op);
 	FUZZ_CHECK(open_transactions == 0);
-	if (getenv("FUZZ_XS_TRACE"))   /* for writing seeds: what the store said */
+	if (getenv("FUZZ_STORE_TRACE"))   /* for writing seeds: what the store said */
 		trace(op);
 
 	for (size_t i = 0; i < nanswers; i++) {

@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: MIT */
 /*
- * dm-probe.c - libxl's command-line probe.  libxl 4.20 and later run the
+ * probe.c - libxl's command-line probe.  libxl 4.20 and later run the
  * device model's binary once before the device model proper, with no guest
  * (-machine none) and QMP on a listening socket they bound, passed as
- * fd=N (dm-args.c, probe_argv).  As Xen 4.20.4's libxl_dm.c, libxl_qmp.c,
+ * fd=N (args.c, probe_argv).  As Xen 4.20.4's libxl_dm.c, libxl_qmp.c,
  * libxl_exec.c and libxl_aoutils.c have it:
  *  - libxl connects before the probe runs, reads the greeting, sends
  *    qmp_capabilities, then query-command-line-options, then quit;
@@ -27,6 +27,8 @@
 #include <unistd.h>
 
 #include "dm.h"
+#include "monitor.h"
+#include "probe.h"
 
 #define PROBE_LINGER_MS   5000
 
@@ -41,30 +43,29 @@ static int probe_signal(struct dm *dm)
 }
 
 /* quit answered, or the client gone: no second client, and a bounded wait
- * for libxl's SIGHUP. */
-void probe_ending(struct dm *dm)
+ * for libxl's SIGHUP.  (At quit the monitor has already stopped listening,
+ * before the answer went.) */
+static void probe_ending(struct dm *dm)
 {
 	if (dm->probe.ending)
 		return;
 	dm->probe.ending = true;
-	dm->probe.deadline = now_ms() + PROBE_LINGER_MS;
+	dm->probe.deadline = mono_ms() + PROBE_LINGER_MS;
 	monitor_unlisten(&dm->mon[0]);
 }
 
 static int probe_setup(struct dm *dm, int fd)
 {
 	struct chardev *cd = &dm->cfg.chardev[0];
-	int r;
 
 	dm->probe.on = true;
 	strcpy(cd->id, "libxl-cmd");
 	cd->monitor = true;
 	dm->cfg.n_chardev = 1;
 	dm->mon[0].cd = cd;
+	dm->mon[0].quit_unlistens = true;
 	dm->n_mon = 1;
-	if ((r = monitor_adopt(dm, &dm->mon[0], fd)))
-		return r;
-	return open_signals(dm, false);
+	return monitor_adopt(dm, &dm->mon[0], fd);
 }
 
 int probe_run(struct dm *dm, int fd)
@@ -84,7 +85,7 @@ int probe_run(struct dm *dm, int fd)
 		if (dm->qmp_conns && !monitor_clients(&dm->mon[0]))
 			probe_ending(dm);
 		if (dm->probe.ending) {
-			int64_t left = dm->probe.deadline - now_ms();
+			int64_t left = dm->probe.deadline - mono_ms();
 
 			if (left <= 0) {
 				snprintf(sig, sizeof(sig), "after %d s without SIGHUP",
@@ -94,7 +95,7 @@ int probe_run(struct dm *dm, int fd)
 			}
 			timeout = (int)left;
 		}
-		n = qmp_poll_set(dm, pfd + 1, who);
+		n = monitor_poll_set(dm, pfd + 1, who);
 		pfd[0] = (struct pollfd){ .fd = dm->sfd, .events = POLLIN };
 		if (poll(pfd, n + 1, timeout) < 0) {
 			if (errno == EINTR)
@@ -106,7 +107,12 @@ int probe_run(struct dm *dm, int fd)
 			snprintf(sig, sizeof(sig), "on SIG%s", sigabbrev_np(r));
 			why = sig;
 		}
-		on_qmp(dm, pfd + 1, who, n);
+		monitor_serve(dm, pfd + 1, who, n);
+		if (dm->req.quit) {
+			dm->req.quit = false;
+			dm->probe.quit = true;
+			probe_ending(dm);
+		}
 	}
 	dm_log(dm, XTL_INFO, -1, "libxl's command-line probe: %u QMP commands answered%s; "
 	       "exiting with status 0 %s", dm->qmp_answered,
