@@ -123,10 +123,6 @@ uninstall-guest:
 # as root, first), so that it can never overwrite QEMU.
 DISPATCH_PATH ?= /usr/libexec/xen-qemu-system-i386
 
-# PLACEHOLDER until the C dispatcher lands (issue 18, phase B: dm/dm.mk builds it).
-xenchan-dm-dispatch: tests/xen/dispatch-placeholder
-	cp $< $@
-
 install-dispatch: xenchan-dm-dispatch
 	@if [ -z "$(DESTDIR)" ] && [ -z "$$(dpkg-divert --listpackage $(DISPATCH_PATH) 2>/dev/null)" ]; then \
 	  echo "install-dispatch: $(DISPATCH_PATH) is not diverted: it would replace QEMU there." >&2; \
