@@ -1125,9 +1125,9 @@ default_channels_only() {
 		xs_wait /local/domain/0/backend/console/$d6/$dv/state 4 20 || fail "g6: channel $dv never connected"
 	done
 	tty=$(xenstore-read /local/domain/$d6/device/console/$ep/tty 2>/dev/null)
-	xfer_both "g6 socket channel" "$d6" "$es" "$es" /run/es.sock 262144
+	xfer_both "g6 socket channel" "$d6" "$es" "$es" /run/es.sock 65536
 	pty_xfer "g6 pty channel $tty" "$d6" "$ep" "$ep" "$tty" 65536
-	note "g6: xenchan-dm $dm6, proxies $kids6; 256 KiB each way on the socket, 64 KiB on $tty"
+	note "g6: xenchan-dm $dm6, proxies $kids6; 64 KiB each way on the socket and on $tty"
 }
 
 # g7 (where there is QEMU): a disk QEMU serves (backendtype=qdisk, a file
