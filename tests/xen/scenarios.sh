@@ -1009,6 +1009,7 @@ default_install() {
 	else
 		[ -e $QPATH.distrib ] && fail "$QPATH.distrib with no QEMU installed"
 	fi
+	return 0
 }
 
 # dpkg -r: QEMU back at its path, byte for byte; no diversion, no .distrib.
