@@ -63,7 +63,8 @@ include install.mk
 # The header dependencies the compiler wrote, one .d beside each object (none
 # before the first build).  Named as targets, a missing one makes its object
 # be built again (one built before there were any).
-DEPFILES = $(sort $(PROXY_OBJS:.o=.d) $(UNIT_OBJS:.o=.d) $(DM_OBJS:.o=.d) $(DEVD_OBJS:.o=.d))
+DEPFILES = $(sort $(PROXY_OBJS:.o=.d) $(UNIT_OBJS:.o=.d) $(DM_OBJS:.o=.d) $(DEVD_OBJS:.o=.d) \
+             $(DISPATCH_OBJS:.o=.d) $(B)/dm/dispatch-sim.d)
 $(DEPFILES):
 DEPS = $(wildcard $(DEPFILES))
 -include $(DEPS)

@@ -67,7 +67,7 @@ UNITS     = xenchan-proxy@.service xenchan-proxy@.socket xenchan-devd.service
 GUEST_FILES = 70-xen-channel.rules xen-channel-name
 
 # What install needs built: the programs only (not the simulator).
-programs: xenchan-proxy $(DM_PROG) xenchan-devd
+programs: xenchan-proxy $(DM_PROG) xenchan-devd xenchan-dm-dispatch
 
 install: programs
 	$(INSTALL) -d $(DESTDIR)$(BINDIR) $(DESTDIR)$(MANDIR)/man1 \
@@ -119,6 +119,31 @@ install-guest:
 uninstall-guest:
 	rm -f $(DESTDIR)$(UDEVDIR)/rules.d/70-xen-channel.rules $(DESTDIR)$(UDEVDIR)/xen-channel-name
 
+# ---- the dispatcher at libxl's default device-model path --------------------------
+# xenchan-dm-dispatch decides, for each device model libxl starts at its
+# compiled-in default path (/usr/libexec/xen-qemu-system-i386 on Debian,
+# qemu-system-xen's file), whether xenchan-dm or QEMU serves the domain, and
+# executes that one (man/xenchan-dm.8, THE DISPATCHER).  It only works with
+# QEMU moved to DISPATCH_PATH.distrib, which the xenchan-dm-default package's
+# dpkg-divert does; `make install` never installs it.
+#   make install-dispatch [DESTDIR=] [DISPATCH_PATH=]
+# puts it at DISPATCH_PATH; without DESTDIR only where dpkg already diverts
+# that path (dpkg-divert --local --rename --divert PATH.distrib --add PATH,
+# as root, first), so that it can never overwrite QEMU.
+DISPATCH_PATH ?= /usr/libexec/xen-qemu-system-i386
+
+install-dispatch: xenchan-dm-dispatch
+	@if [ -z "$(DESTDIR)" ] && [ -z "$$(dpkg-divert --listpackage $(DISPATCH_PATH) 2>/dev/null)" ]; then \
+	  echo "install-dispatch: $(DISPATCH_PATH) is not diverted: it would replace QEMU there." >&2; \
+	  echo "  Install the xenchan-dm-default package, or divert it first:" >&2; \
+	  echo "  dpkg-divert --local --rename --divert $(DISPATCH_PATH).distrib --add $(DISPATCH_PATH)" >&2; \
+	  exit 1; fi
+	$(INSTALL) -d $(DESTDIR)$(dir $(DISPATCH_PATH))
+	$(INSTALL) -m 0755 xenchan-dm-dispatch $(DESTDIR)$(DISPATCH_PATH)
+
+uninstall-dispatch:
+	rm -f $(DESTDIR)$(DISPATCH_PATH)
+
 # ---- Debian package ------------------------------------------------------------
 # make deb: dpkg-buildpackage -us -uc -b on a copy of the tree (the files git
 # tracks or would track, as they are now, edits included), so the tree gets
@@ -140,7 +165,7 @@ deb:
 	  { echo "deb: debian/changelog is at $$v but the Makefile's VERSION is $(VERSION):" \
 	    "add a changelog entry (dch -v $(VERSION))" >&2; exit 1; }
 	rm -rf $(DEB_SRC) $(DEB_DIR)/build.log $(DEB_DIR)/xenchan-proxy_* $(DEB_DIR)/xenchan-proxy-dbgsym_* \
-	  $(DEB_DIR)/xenchan-guest_*
+	  $(DEB_DIR)/xenchan-guest_* $(DEB_DIR)/xenchan-dm-default_* $(DEB_DIR)/xenchan-dm-default-dbgsym_*
 	mkdir -p $(DEB_SRC)
 	echo '*' >$(DEB_DIR)/.gitignore
 	@# git's view of the tree when there is one (tracked and untracked, not
@@ -148,12 +173,12 @@ deb:
 	@# otherwise everything but build output.
 	set -e; if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then \
 	  git ls-files -z --cached --others --exclude-standard | \
-	    xargs -0 sh -c 'for f; do case $$f in xenchan-proxy|xenchan-dm|xenchan-devd) continue;; esac; \
+	    xargs -0 sh -c 'for f; do case $$f in xenchan-proxy|xenchan-dm|xenchan-devd|xenchan-dm-dispatch) continue;; esac; \
 	      [ -e "$$f" ] && printf "%s\0" "$$f"; done; :' sh | \
 	    tar --null --no-recursion -T - -cf - | tar -xf - -C $(DEB_SRC); \
 	else \
 	  tar --exclude=./build --exclude=./build-asan --exclude=./$(DEB_OUT) --exclude=./tests/.cache \
-	    --exclude=./xenchan-proxy --exclude=./xenchan-dm --exclude=./xenchan-devd --exclude=./.git \
+	    --exclude=./xenchan-proxy --exclude=./xenchan-dm --exclude=./xenchan-devd --exclude=./xenchan-dm-dispatch --exclude=./.git \
 	    --exclude=./debian/tmp --exclude=./debian/.debhelper -cf - . | tar -xf - -C $(DEB_SRC); \
 	fi
 	cd $(DEB_SRC) && dpkg-buildpackage $(DEB_BUILD_ARGS) >$(DEB_DIR)/build.log 2>&1 || \
@@ -165,4 +190,5 @@ deb:
 deb-lintian: deb
 	lintian --fail-on error,warning --display-info $(DEB_CHANGES)
 
-.PHONY: programs install uninstall install-guest uninstall-guest deb deb-lintian
+.PHONY: programs install uninstall install-guest uninstall-guest install-dispatch uninstall-dispatch \
+  deb deb-lintian

@@ -15,7 +15,7 @@ DM_SRCS    = dm/main.c dm/args.c dm/store.c dm/proxies.c dm/qmp.c dm/monitor.c d
 DM_SHARED  = log.c strict.c unixsock.c launch.c
 DM_OBJS    = $(DM_SRCS:%.c=$(B)/%.o) $(DM_SHARED:%.c=$(B)/%.o)
 
-all: xenchan-dm
+all: xenchan-dm $(B)/xenchan-dm-dispatch $(B)/sim/xenchan-dm-dispatch
 
 $(B)/dm/%.o: dm/%.c
 	@mkdir -p $(@D)
@@ -34,3 +34,41 @@ clean-dm:
 	rm -f xenchan-dm
 
 .PHONY: clean-dm
+
+# xenchan-dm-dispatch (dispatch.c), the xenchan-dm-default package's program
+# at libxl's default device-model path: xenchan-dm's argv and xenstore rules
+# (args.c, store.c and what they call), and nothing of its loop.
+# DISPATCH_DM: the xenchan-dm it runs; DISPATCH_QEMU: QEMU's diverted file
+# when /proc cannot say where the dispatcher is (else its own path plus
+# .distrib).  $(B)/sim/xenchan-dm-dispatch is the tests' build: it runs the
+# xenchan-dm of $(B).
+DISPATCH_DM   ?= $(BINDIR)/xenchan-dm
+DISPATCH_QEMU ?= $(DISPATCH_PATH).distrib
+DISPATCH_OBJS  = $(B)/dm/dispatch.o $(B)/dm/args.o $(B)/dm/store.o $(B)/dm/log.o \
+                 $(B)/log.o $(B)/strict.o
+DISPATCH_LIBS := $(shell $(PKG_CONFIG) --libs xenstore xentoollog 2>/dev/null)
+DISPATCH_SIM   = -DDISPATCH_DM='"$(abspath $(B))/xenchan-dm"' \
+                 -DDISPATCH_QEMU='"/nonexistent/xen-qemu-system-i386.distrib"'
+$(B)/dm/dispatch.o: dm/dispatch.c
+	@mkdir -p $(@D)
+	$(CC) $(WARN) $(CFLAGS) $(XEN_CFLAGS) $(DM_CFLAGS) -DDISPATCH_DM='"$(DISPATCH_DM)"' \
+	  -DDISPATCH_QEMU='"$(DISPATCH_QEMU)"' -MMD -MP -c -o $@ $<
+$(B)/dm/dispatch-sim.o: dm/dispatch.c
+	@mkdir -p $(@D)
+	$(CC) $(WARN) $(CFLAGS) $(XEN_CFLAGS) $(DM_CFLAGS) $(DISPATCH_SIM) -MMD -MP -c -o $@ $<
+
+$(B)/xenchan-dm-dispatch: $(DISPATCH_OBJS)
+	$(CC) $(LDFLAGS) -o $@ $^ $(DISPATCH_LIBS)
+
+$(B)/sim/xenchan-dm-dispatch: $(B)/dm/dispatch-sim.o $(filter-out $(B)/dm/dispatch.o,$(DISPATCH_OBJS))
+	@mkdir -p $(@D)
+	$(CC) $(LDFLAGS) -o $@ $^ $(DISPATCH_LIBS)
+
+xenchan-dm-dispatch: $(B)/xenchan-dm-dispatch
+	@[ "$(B)" = build ] && cp $< $@ || true
+
+clean-dm: clean-dispatch
+clean-dispatch:
+	rm -f xenchan-dm-dispatch
+
+.PHONY: clean-dispatch

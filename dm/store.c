@@ -54,13 +54,19 @@ int check_domain(struct xs_handle *xs, unsigned domid, struct refusal *no)
 	for (size_t i = 0; i < sizeof(qemu_backends) / sizeof(qemu_backends[0]); i++) {
 		char path[XSP_MAX], **dir;
 		unsigned n = 0;
+		int err;
 
 		snprintf(path, sizeof(path), PATH_BACKEND_KIND, BACKEND_DOMID_DOM0,
 			 qemu_backends[i].kind, domid);
 		dir = xs_directory(xs, XBT_NULL, path, &n);
+		err = errno;
 		free(dir);
 		if (dir && n)
 			return refuse(no, EX_CONFIG, "%s: %s", path, qemu_backends[i].what);
+		/* Only a node that is not there says "no such backend". */
+		if (!dir && err != ENOENT)
+			return refuse(no, EX_UNAVAILABLE, "%s: cannot read it (%s)", path,
+				      strerror(err));
 	}
 	return 0;
 }

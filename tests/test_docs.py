@@ -48,3 +48,17 @@ def test_readme_opens_with_the_two_commands():
     # .ci/run runs that same test command.
     ci = open(os.path.join(ROOT, ".ci", "run")).read()
     assert re.search(r"^" + re.escape(lines[1]) + r"\b", ci, re.M), lines[1]
+
+
+def test_readme_libvirt_xml_is_the_one_the_real_xen_tier_checks():
+    """README's libvirt domain XML, as written, is what the real-Xen tier's
+    libvirt scenario defines (tests/xen/scenarios.sh, lv_xml, for lv1)."""
+    def xml(path, name="lv1"):
+        with open(os.path.join(ROOT, path)) as f:
+            m = re.search(r"^<domain type='xen'>\n.*?^</domain>\n", f.read(), re.M | re.S)
+        assert m, path
+        return m.group(0).replace("$1", name)
+    readme = xml("README.md")
+    assert "<channel type='unix'>" in readme and "<channel type='pty'>" in readme
+    assert "<emulator>" not in readme
+    assert readme == xml("tests/xen/scenarios.sh")

@@ -4,13 +4,14 @@ header, README's "Installing"), the installed units run the installed binary,
 `make uninstall` takes it all away again; `make install-guest` puts the guest
 files where udev runs them; debian/changelog is at the version the proxy
 reports; and, when dpkg-buildpackage, debhelper and lintian are installed,
-`make deb` builds both packages into build-deb/ without touching the tree,
+`make deb` builds its three packages into build-deb/ without touching the tree,
 with the documented contents, and lintian finds nothing to warn about."""
 import os
 import re
 import shutil
 import stat
 import subprocess
+import tempfile
 
 import pytest
 
@@ -296,7 +297,7 @@ def tree_state():
 
 
 @pytest.mark.timeout(600)
-def test_make_deb_builds_both_packages_and_lintian_is_clean():
+def test_make_deb_builds_the_packages_and_lintian_is_clean():
     missing = [t for t in ("dpkg-buildpackage", "dh", "lintian") if shutil.which(t) is None]
     if missing:
         pytest.skip("make deb needs %s: apt-get install dpkg-dev debhelper lintian"
@@ -373,7 +374,131 @@ def test_make_deb_builds_both_packages_and_lintian_is_clean():
                           input=x.stdout, capture_output=True, timeout=30)
     assert exec_lines(unit.stdout.decode()) == ["ExecStart=/usr/bin/xenchan-proxy --user xenchan -- %I"]
 
+    check_dm_default_package(os.path.join(DEB_OUT, "xenchan-dm-default_%s_%s.deb" % (VERSION, arch)))
+
     r = subprocess.run(["lintian", "--fail-on", "error,warning", changes],
                        capture_output=True, text=True, timeout=300)
     tags = [l for l in r.stdout.splitlines() if re.match(r"[EW]: ", l)]
     assert r.returncode == 0 and not tags, r.stdout + r.stderr
+
+
+# ---- xenchan-dm-default: the diversion of QEMU's path ---------------------------
+QEMU_PATH = "/usr/libexec/xen-qemu-system-i386"
+
+
+def fake_qemu_deb(tmp, version):
+    """A package named qemu-system-xen whose one file is QEMU's path, a
+    script saying its version: as Debian's, but a few bytes."""
+    root = os.path.join(tmp, "qemu-" + version)
+    os.makedirs(os.path.join(root, "DEBIAN"))
+    os.makedirs(os.path.join(root, "usr", "libexec"))
+    with open(os.path.join(root, "DEBIAN", "control"), "w") as f:
+        f.write("Package: qemu-system-xen\nVersion: %s\nArchitecture: all\n"
+                "Maintainer: nobody <nobody@example.org>\nDescription: stand-in\n" % version)
+    exe = root + QEMU_PATH
+    with open(exe, "w") as f:
+        f.write("#!/bin/sh\necho qemu %s\n" % version)
+    os.chmod(exe, 0o755)
+    deb = root + ".deb"
+    r = subprocess.run(["dpkg-deb", "--root-owner-group", "-b", root, deb], capture_output=True,
+                       text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    return deb
+
+
+class DpkgRoot:
+    """dpkg --root on a scratch directory: the maintainer scripts run
+    outside it (--force-script-chrootless), and their dpkg-divert follows
+    DPKG_ROOT and DPKG_ADMINDIR, which dpkg sets for them."""
+
+    def __init__(self, top):
+        self.root = os.path.join(top, "root")
+        admin = os.path.join(self.root, "var", "lib", "dpkg")
+        for d in ("info", "updates", "triggers"):
+            os.makedirs(os.path.join(admin, d))
+        for f in ("status", "available"):
+            open(os.path.join(admin, f), "w").close()
+
+    def dpkg(self, *args):
+        r = subprocess.run(["dpkg", "--root=" + self.root, "--force-script-chrootless",
+                            "--force-not-root", "--force-depends", "--log=/dev/null"] + list(args),
+                           capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, "dpkg %s: %s%s" % (" ".join(args), r.stdout, r.stderr)
+
+    def diversions(self):
+        r = subprocess.run(["dpkg-divert", "--root=" + self.root, "--list"], capture_output=True,
+                           text=True, timeout=30)
+        assert r.returncode == 0, r.stderr
+        return r.stdout.strip()
+
+    def libexec(self):
+        """{name: first line of the file} in usr/libexec."""
+        d = os.path.join(self.root, "usr", "libexec")
+        out = {}
+        for n in sorted(os.listdir(d)) if os.path.isdir(d) else []:
+            with open(os.path.join(d, n), "rb") as f:
+                out[n] = f.read()
+        return out
+
+
+def check_dm_default_package(deb):
+    """Its contents and fields, then what dpkg does with it (README.Debian):
+    installed, QEMU moves to .distrib and the dispatcher takes the path; an
+    upgrade of qemu-system-xen lands at .distrib; removed, QEMU is back at
+    its path, byte for byte, and no diversion is left.  The same with QEMU
+    installed only after it.  The host's own diversions are never touched."""
+    assert deb_files(deb) == {
+        QEMU_PATH,
+        "/usr/share/man/man8/xen-qemu-system-i386.8.gz",
+        "/usr/share/doc/xenchan-dm-default/README.Debian.gz",
+        "/usr/share/doc/xenchan-dm-default/changelog.gz",
+        "/usr/share/doc/xenchan-dm-default/copyright",
+    }
+    assert "xenchan-proxy (= %s)" % VERSION in deb_field(deb, "Depends")
+    for script in ("preinst", "postrm"):
+        r = subprocess.run(["dpkg-deb", "--info", deb, script], capture_output=True, text=True,
+                           timeout=30)
+        assert "--divert %s.distrib" % QEMU_PATH in r.stdout, r.stdout + r.stderr
+    x = subprocess.run(["dpkg-deb", "--fsys-tarfile", deb], capture_output=True, timeout=30)
+    dispatcher = subprocess.run(["tar", "-xOf", "-", "." + QEMU_PATH], input=x.stdout,
+                                capture_output=True, timeout=30).stdout
+    assert dispatcher
+
+    host_before = subprocess.run(["dpkg-divert", "--list"], capture_output=True, text=True).stdout
+    top = tempfile.mkdtemp(prefix="xenchan-dpkg-")
+    try:
+        v1, v2 = fake_qemu_deb(top, "1.0"), fake_qemu_deb(top, "2.0")
+        diverted = ("diversion of %s to %s.distrib by xenchan-dm-default" % (QEMU_PATH, QEMU_PATH))
+        base = os.path.basename(QEMU_PATH)
+
+        # A: QEMU first, then the package, a QEMU upgrade, the package again, removal.
+        a = DpkgRoot(os.path.join(top, "a"))
+        a.dpkg("-i", v1)
+        assert a.libexec() == {base: b"#!/bin/sh\necho qemu 1.0\n"}
+        a.dpkg("-i", deb)
+        assert a.diversions() == diverted
+        assert a.libexec() == {base: dispatcher, base + ".distrib": b"#!/bin/sh\necho qemu 1.0\n"}
+        a.dpkg("-i", v2)
+        assert a.libexec() == {base: dispatcher, base + ".distrib": b"#!/bin/sh\necho qemu 2.0\n"}
+        a.dpkg("-i", deb)
+        assert a.diversions() == diverted
+        assert a.libexec() == {base: dispatcher, base + ".distrib": b"#!/bin/sh\necho qemu 2.0\n"}
+        a.dpkg("-r", "xenchan-dm-default")
+        assert a.diversions() == ""
+        assert a.libexec() == {base: b"#!/bin/sh\necho qemu 2.0\n"}
+
+        # B: the package with no QEMU; QEMU installed after, then removed; purge.
+        b = DpkgRoot(os.path.join(top, "b"))
+        b.dpkg("-i", deb)
+        assert b.diversions() == diverted
+        assert b.libexec() == {base: dispatcher}
+        b.dpkg("-i", v1)
+        assert b.libexec() == {base: dispatcher, base + ".distrib": b"#!/bin/sh\necho qemu 1.0\n"}
+        b.dpkg("-r", "qemu-system-xen")
+        assert b.libexec() == {base: dispatcher}
+        b.dpkg("-P", "xenchan-dm-default")
+        assert b.diversions() == ""
+        assert b.libexec() == {}
+    finally:
+        shutil.rmtree(top, ignore_errors=True)
+    assert subprocess.run(["dpkg-divert", "--list"], capture_output=True, text=True).stdout == host_before

@@ -163,3 +163,20 @@ def test_every_source_file_says_its_licence():
     assert not bad, bad
     assert "MIT License" in open(os.path.join(ROOT, "LICENSE")).read()
     assert "License: MIT" in open(os.path.join(ROOT, "debian", "copyright")).read()
+
+
+@pytest.mark.timeout(60)
+def test_dispatcher_calls_run_one_way_and_reuse_the_dms_rules():
+    """xenchan-dm-dispatch links xenchan-dm's rules (dm/args, dm/store) and
+    nothing of its loop: the argv and xenstore checks are called, not
+    copied, and nothing calls back into the dispatcher."""
+    objs = objects("DISPATCH_OBJS")
+    names = {os.path.relpath(o, BUILD)[:-2] for o in objs}
+    assert names == {"dm/dispatch", "dm/args", "dm/store", "dm/log", "log", "strict"}, names
+    r = subprocess.run(["python3", os.path.join(ROOT, "tests", "callgraph.py")] + objs,
+                       capture_output=True, text=True, timeout=50)
+    assert r.returncode == 0 and r.stdout.rstrip().endswith("no cycle"), r.stdout + r.stderr
+    edges = {tuple(line.split(":")[0].split(" -> ")) for line in r.stdout.splitlines()
+             if " -> " in line}
+    assert ("dm/dispatch", "dm/args") in edges and ("dm/dispatch", "dm/store") in edges, edges
+    assert not [e for e in edges if e[1] == "dm/dispatch"], edges

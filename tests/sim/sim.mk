@@ -5,7 +5,8 @@ SIM_WARN = $(WARN) -Itests/sim
 XS_CFLAGS := $(shell $(PKG_CONFIG) --cflags xenstore 2>/dev/null)
 XS_LIBS   := $(shell $(PKG_CONFIG) --libs xenstore 2>/dev/null)
 
-SIM_BINS = $(SIM)/xenstored-sim $(SIM)/simhvd $(SIM)/guest-sim $(SIM)/xensim $(SIM)/mini-backend
+SIM_BINS = $(SIM)/xenstored-sim $(SIM)/simhvd $(SIM)/guest-sim $(SIM)/xensim $(SIM)/mini-backend \
+           $(SIM)/dm-recorder
 SIM_LIBS = $(SIM)/lib/libxengnttab.so.1 $(SIM)/lib/libxenevtchn.so.1
 
 sim: $(SIM_BINS) $(SIM_LIBS)
@@ -44,3 +45,9 @@ $(SIM)/mini-backend: tests/sim/mini-backend.c ring.c ring.h $(SIM_LIBS)
 $(SIM)/xensim: tests/sim/xensim.c
 	@mkdir -p $(@D)
 	$(CC) $(SIM_WARN) $(CFLAGS) $(XEN_CFLAGS) $(LDFLAGS) -o $@ $< $(XS_LIBS)
+
+# QEMU's stand-in for the dispatcher's tests (tests/test_dispatch.py): it
+# records what it was started with.
+$(SIM)/dm-recorder: tests/sim/dm-recorder.c
+	@mkdir -p $(@D)
+	$(CC) $(SIM_WARN) $(CFLAGS) $(LDFLAGS) -o $@ $<

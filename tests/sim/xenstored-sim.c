@@ -206,6 +206,8 @@ struct daemon {
 	struct fired *fired;            /* non-NULL while a commit replays */
 	char fail_path[SIM_PATH_BUF];   /* "fail-write": WRITEs to it fail ENOSPC */
 	unsigned int fail_left;         /* ... this many more times */
+	char fail_dir_path[SIM_PATH_BUF]; /* "fail-directory": DIRECTORYs of it fail EIO */
+	unsigned int fail_dir_left;     /* ... this many more times */
 };
 
 /* One request being served. */
@@ -1328,11 +1330,21 @@ static int req_rm(struct req *r)
 
 static int req_directory(struct req *r)
 {
+	char path[SIM_PATH_BUF];
+	const char *vec[1];
 	struct node *n;
 	size_t len;
 	char *list;
-	int err = req_get_node(r, PERM_READ, &n);
+	int err;
 
+	if (r->d->fail_dir_left > 0 && req_strings(r, vec, 1) == 1 &&
+	    !req_node_path(r, vec[0], path) && !strcmp(path, r->d->fail_dir_path)) {
+		r->d->fail_dir_left--;
+		sim_log(r->d, "conn %u: DIRECTORY %s failed on purpose (%u more)", r->c->id,
+			path, r->d->fail_dir_left);
+		return EIO;
+	}
+	err = req_get_node(r, PERM_READ, &n);
 	if (err)
 		return err;
 	list = node_kids_list(n, &len);
@@ -1899,22 +1911,39 @@ static int control_log(struct req *r, const char **argv, unsigned int argc)
 	return 0;
 }
 
-/* A transient failure for tests: the next N WRITEs to PATH get ENOSPC. */
-static int control_fail_write(struct req *r, const char **argv, unsigned int argc)
+/* Arm a transient failure for tests: PATH (argv[0]) into path, N (argv[1])
+ * into *left. */
+static int control_fail(struct req *r, const char **argv, char *path, size_t cap,
+			unsigned int *left, const char *what)
 {
 	unsigned long n;
 	char *end;
 
-	(void)argc;
 	n = strtoul(argv[1], &end, 10);
-	if (argv[0][0] != '/' || strlen(argv[0]) >= sizeof(r->d->fail_path) ||
-	    *end || end == argv[1] || n > 1000)
+	if (argv[0][0] != '/' || strlen(argv[0]) >= cap || *end || end == argv[1] || n > 1000)
 		return EINVAL;
-	snprintf(r->d->fail_path, sizeof(r->d->fail_path), "%s", argv[0]);
-	r->d->fail_left = (unsigned int)n;
-	sim_log(r->d, "conn %u: the next %lu WRITEs to %s will fail", r->c->id, n, argv[0]);
+	snprintf(path, cap, "%s", argv[0]);
+	*left = (unsigned int)n;
+	sim_log(r->d, "conn %u: the next %lu %s %s will fail", r->c->id, n, what, argv[0]);
 	req_ack(r);
 	return 0;
+}
+
+/* The next N WRITEs to PATH get ENOSPC, as a quota would. */
+static int control_fail_write(struct req *r, const char **argv, unsigned int argc)
+{
+	(void)argc;
+	return control_fail(r, argv, r->d->fail_path, sizeof(r->d->fail_path), &r->d->fail_left,
+			    "WRITEs to");
+}
+
+/* The next N DIRECTORYs of PATH get EIO, as a xenstored in trouble would
+ * answer. */
+static int control_fail_directory(struct req *r, const char **argv, unsigned int argc)
+{
+	(void)argc;
+	return control_fail(r, argv, r->d->fail_dir_path, sizeof(r->d->fail_dir_path),
+			    &r->d->fail_dir_left, "DIRECTORYs of");
 }
 
 static int control_help(struct req *r, const char **argv, unsigned int argc);
@@ -1932,6 +1961,8 @@ static const struct control_cmd {
 	{ "log", 1, 64, control_log, "<text>...: write a line to the log" },
 	{ "fail-write", 2, 2, control_fail_write,
 	  "<path> <n>: the next <n> WRITEs to <path> fail with ENOSPC" },
+	{ "fail-directory", 2, 2, control_fail_directory,
+	  "<path> <n>: the next <n> DIRECTORYs of <path> fail with EIO" },
 	{ "help", 0, 0, control_help, ": list these commands" },
 };
 
