@@ -329,3 +329,30 @@ def test_list_in_a_driver_domain(host):
     r = subprocess.run(host.proxy_argv() + ["--list", str(other), "--json"],
                        env=host.domain_env(b), capture_output=True, text=True, timeout=20)
     assert r.returncode == 0 and json.loads(r.stdout) == [], r.stdout + r.stderr
+
+
+@pytest.mark.timeout(60)
+def test_list_prints_a_rewritten_counters_file_harmlessly(host):
+    """The counters file is its proxy's (xenchan's, under the units): a proxy
+    a guest took over could write anything there, and root reads it with
+    --list.  What --list prints of it is printable ASCII, on the terminal and
+    in JSON alike (the reader copies it printable: hotplug.c fill_row)."""
+    d, n, g = setup_channel(host, "org.example.forged")
+    p, sock = listen_proxy(host, d, n)
+    connected(host, d, n)
+    path = counters_path(host, d, n)
+    forged = b"\x1b]0;owned\x07\x1b[2J\xc3\xa9/run/x.sock"
+    off = LAYOUT.size - 256
+    with open(path, "r+b") as f:
+        f.seek(off)
+        f.write(forged + b"\0")
+    text = list_cmd(host)
+    raw = list_cmd(host, "--json")
+    for out in (text, raw):
+        assert not [ch for ch in out if ord(ch) < 0x20 and ch != "\n" or ord(ch) >= 0x7f], \
+            repr(out)
+    doc = json.loads(raw)
+    assert [o["endpoint"] for o in doc if o["channel"] == "org.example.forged"] == \
+        ["?]0;owned??[2J??/run/x.sock"], doc
+    p.signal(signal.SIGTERM)
+    assert p.wait() == 0
