@@ -28,7 +28,7 @@ PROXY_OBJS = $(addprefix $(B)/, xenchan-proxy.o backend.o relay.o ring.o held.o 
                transcript.o store.o hotplug.o sandbox.o systemd.o stats.o \
                strict.o log.o unixsock.o)
 # The unit tests (tests/test-units.c) of the pure parts.
-UNIT_OBJS  = $(addprefix $(B)/, tests/test-units.o ring.o held.o store.o strict.o log.o)
+UNIT_OBJS  = $(addprefix $(B)/, tests/test-units.o ring.o held.o store.o strict.o log.o launch.o)
 
 all: xenchan-proxy sim $(B)/bench/benchcli
 

@@ -7,6 +7,20 @@
 
 extern char **environ;
 
+int64_t restart_delay(struct restarts *r, int64_t now)
+{
+	unsigned k;
+
+	if (r->n == 0 || now - r->window_start > RESTART_WINDOW_MS) {
+		r->window_start = now;
+		r->n = 0;
+	}
+	if (r->n == RESTART_BURST)
+		return -1;
+	k = r->n++;
+	return k ? (int64_t)RESTART_DELAY_MS << (k - 1) : 0;
+}
+
 int spawn_clean(const char *path, char *const argv[], pid_t *pid)
 {
 	posix_spawn_file_actions_t fa;

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* unixsock.c - is a Unix socket live? (see unixsock.h) */
 #include <errno.h>
+#include <sys/stat.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -25,4 +26,12 @@ bool unixsock_live(const char *path)
 		|| (errno != ECONNREFUSED && errno != ENOENT);
 	close(fd);
 	return live;
+}
+
+bool unixsock_remove_stale(const char *path)
+{
+	struct stat st;
+
+	return lstat(path, &st) == 0 && S_ISSOCK(st.st_mode) && !unixsock_live(path)
+		&& unlink(path) == 0;
 }

@@ -17,4 +17,8 @@
  * or remove what may be someone's live socket. */
 bool unixsock_live(const char *path);
 
+/* Remove path if it is a socket nothing listens on (by unixsock_live's
+ * rule): what an exited proxy left.  True if it was removed. */
+bool unixsock_remove_stale(const char *path);
+
 #endif

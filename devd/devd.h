@@ -16,6 +16,7 @@
 #include <sys/types.h>
 #include <sys/un.h>
 
+#include "../launch.h"
 #include "../log.h"
 #include "../monotime.h"
 #include "../nodes.h"
@@ -36,8 +37,8 @@ struct served {
 	bool listed;                     /* K was there at the last scan */
 	bool ended;                      /* its proxy exited 0: not restarted */
 	bool given_up;                   /* it failed too often: not restarted */
-	unsigned restarts;               /* within the window */
-	int64_t window_start, restart_at; /* restart_at 0: none pending */
+	struct restarts restarts;        /* launch.h */
+	int64_t restart_at;              /* mono_ms; 0: none pending */
 	char sock[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* K's socket path, or "" */
 };
 

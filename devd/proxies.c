@@ -9,7 +9,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -17,12 +16,8 @@
 #include "../unixsock.h"
 #include "devd.h"
 
-/* A failing proxy is restarted at once, then after 250 ms, 500 ms, 1 s and
- * 2 s; its sixth failure within a minute leaves the channel unserved
- * (logged) until its backend directory goes and comes back. */
-#define RESTART_BURST     5
-#define RESTART_WINDOW_MS 60000
-#define RESTART_DELAY_MS  250
+/* A proxy given up (launch.h's restart_delay) stays so until its backend
+ * directory goes and comes back. */
 #define DEFAULT_USER      "xenchan"
 
 void devd_find_proxy(struct devd *dd)
@@ -93,25 +88,18 @@ void devd_spawn(struct devd *dd, struct served *s)
 
 static void schedule_restart(struct devd *dd, struct served *s, const char *how)
 {
-	int64_t now = mono_ms();
+	int64_t now = mono_ms(), delay = restart_delay(&s->restarts, now);
 
-	if (s->restarts == 0 || now - s->window_start > RESTART_WINDOW_MS) {
-		s->window_start = now;
-		s->restarts = 0;
-	}
-	if (s->restarts == RESTART_BURST) {
+	if (delay < 0) {
 		s->given_up = true;
 		log_line(&dd->log, XTL_ERROR, -1, "domain %u channel %u: its proxy %s, its "
 			 "failure %d within %d s: not restarting it", s->domid, s->devid, how,
 			 RESTART_BURST + 1, RESTART_WINDOW_MS / 1000);
 		return;
 	}
-	s->restart_at = now + (s->restarts ? (int64_t)RESTART_DELAY_MS << (s->restarts - 1) : 0);
-	if (s->restart_at == 0)
-		s->restart_at = 1;
-	s->restarts++;
+	s->restart_at = now + delay;
 	log_line(&dd->log, XTL_WARN, -1, "domain %u channel %u: its proxy %s; restarting it "
-		 "(restart %u of at most %d within %d s)", s->domid, s->devid, how, s->restarts,
+		 "(restart %u of at most %d within %d s)", s->domid, s->devid, how, s->restarts.n,
 		 RESTART_BURST, RESTART_WINDOW_MS / 1000);
 }
 
@@ -120,10 +108,7 @@ static void schedule_restart(struct devd *dd, struct served *s, const char *how)
  * listens there (unixsock.h's rule). */
 static void clean_socket(struct devd *dd, const struct served *s)
 {
-	struct stat st;
-
-	if (s->sock[0] && lstat(s->sock, &st) == 0 && S_ISSOCK(st.st_mode)
-	    && !unixsock_live(s->sock) && unlink(s->sock) == 0)
+	if (s->sock[0] && unixsock_remove_stale(s->sock))
 		log_line(&dd->log, XTL_INFO, -1, "domain %u channel %u: removed %s, its exited "
 			 "proxy's socket", s->domid, s->devid, s->sock);
 }

@@ -25,6 +25,7 @@
 #include <sys/types.h>
 #include <xentoollog.h>
 
+#include "../launch.h"
 #include "../monotime.h"
 #include "../nodes.h"
 #include "../strict.h"
@@ -53,8 +54,8 @@ struct channel {
 	bool ready;                      /* its backend's NODE_SERVER_PID names pid */
 	bool ended;                      /* exited 0: channel or domain gone */
 	bool given_up;
-	unsigned restarts;               /* within the window */
-	int64_t window_start, restart_at; /* restart_at 0: none pending */
+	struct restarts restarts;        /* launch.h */
+	int64_t restart_at;              /* mono_ms; 0: none pending */
 };
 
 enum dm_phase {

@@ -10,7 +10,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
-#include <sys/stat.h>
 #include <sys/wait.h>
 #include <sysexits.h>
 #include <unistd.h>
@@ -31,12 +30,6 @@
 #define DEFAULT_PROXY_USER "xenchan"
 
 
-/* A proxy that fails is restarted at once, then after 250 ms, 500 ms, 1 s
- * and 2 s; a sixth failure within a minute leaves its channel unserved
- * (logged) rather than spinning on a fault a restart cannot fix. */
-#define RESTART_BURST     5
-#define RESTART_WINDOW_MS 60000
-#define RESTART_DELAY_MS  250
 
 /* $XENCHAN_PROXY_USER, else DEFAULT_PROXY_USER if that user exists (a
  * tree installed without the package may not have it: then root, said in
@@ -145,24 +138,19 @@ static void describe_status(int status, char *buf, size_t len)
 
 static void schedule_restart(struct dm *dm, struct channel *ch, const char *how)
 {
-	int64_t now = mono_ms();
+	int64_t now = mono_ms(), delay = restart_delay(&ch->restarts, now);
 
-	if (ch->restarts == 0 || now - ch->window_start > RESTART_WINDOW_MS) {
-		ch->window_start = now;
-		ch->restarts = 0;
-	}
-	if (ch->restarts == RESTART_BURST) {
+	if (delay < 0) {
 		ch->given_up = true;
 		dm_log(dm, XTL_ERROR, -1, "%s: the proxy for channel %s %s, its %dth failure "
 		       "within %d s: not restarting it; the channel stays unserved", ch->cd->id,
 		       ch->name, how, RESTART_BURST + 1, RESTART_WINDOW_MS / 1000);
 		return;
 	}
-	ch->restart_at = now + (ch->restarts ? (int64_t)RESTART_DELAY_MS << (ch->restarts - 1) : 0);
-	ch->restarts++;
+	ch->restart_at = now + delay;
 	dm_log(dm, XTL_WARN, -1, "%s: the proxy for channel %s %s; restarting it "
 	       "(restart %u of at most %d within %d s)", ch->cd->id, ch->name, how,
-	       ch->restarts, RESTART_BURST, RESTART_WINDOW_MS / 1000);
+	       ch->restarts.n, RESTART_BURST, RESTART_WINDOW_MS / 1000);
 }
 
 /* A proxy that ran as another user cannot unlink its socket from root's
@@ -171,11 +159,7 @@ static void schedule_restart(struct dm *dm, struct channel *ch, const char *how)
  * which a proxy replaces one, unixsock.h's), so libxl finds nothing left. */
 static void remove_stale_socket(struct dm *dm, const struct channel *ch)
 {
-	struct stat st;
-
-	if (ch->cd->pty || lstat(ch->cd->path, &st) < 0 || !S_ISSOCK(st.st_mode))
-		return;
-	if (!unixsock_live(ch->cd->path) && unlink(ch->cd->path) == 0)
+	if (!ch->cd->pty && unixsock_remove_stale(ch->cd->path))
 		dm_log(dm, XTL_INFO, -1, "%s: removed %s, its exited proxy's socket", ch->cd->id,
 		       ch->cd->path);
 }

@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include "held.h"
+#include "launch.h"
 #include "log.h"
 #include "ring.h"
 #include "strict.h"
@@ -246,8 +247,24 @@ static void test_log_budget(void)
 	CHECK(logged == LOG_BURST && warned == 1);
 }
 
+/* The restart policy xenchan-dm and xenchan-devd share: 0, 250, 500, 1000,
+ * 2000 ms, then given up; a failure after a quiet window starts afresh. */
+static void test_restart_delay(void)
+{
+	static const int64_t want[] = { 0, 250, 500, 1000, 2000, -1, -1 };
+	struct restarts r = { 0 };
+	int64_t now = 1000;
+
+	for (unsigned i = 0; i < sizeof(want) / sizeof(want[0]); i++, now += 10)
+		CHECK(restart_delay(&r, now) == want[i]);
+	CHECK(r.n == RESTART_BURST);
+	CHECK(restart_delay(&r, now + RESTART_WINDOW_MS + 1) == 0 && r.n == 1);
+	CHECK(restart_delay(&r, now + RESTART_WINDOW_MS + 2) == 250);
+}
+
 int main(void)
 {
+	test_restart_delay();
 	test_ring_roundtrip();
 	test_log_budget();
 	test_ring_wrap_iovecs();
