@@ -171,9 +171,10 @@ struct proxy {
 	struct retry retry;
 	struct drain drain;
 	struct notify notify;
-	struct stats_page *stats;        /* the live counters: the file's page, or a page
-					  * of our own when there is no file */
+	struct stats_page *stats;        /* the live counters: the file's page, or
+					  * stats_own when there is no file */
 	struct stats_file stats_file;
+	struct stats_page stats_own;
 	bool states_seen;                /* backend.c has read and acted on the states */
 	int sigfd;
 	bool created;                    /* we hot-plugged it: unplug on stop */

@@ -819,7 +819,6 @@ static void publish_counters(struct proxy *p)
  * removal at the end).  Without it the proxy serves all the same. */
 static void open_counters(struct proxy *p)
 {
-	static struct stats_page own;   /* where the counters go when there is no file */
 	struct stats_page head = {
 		.pid = (uint64_t)getpid(), .pid_start = hotplug_own_start(),
 		.started = (uint64_t)time(NULL), .domid = p->ch.domid, .devid = p->ch.devid,
@@ -828,7 +827,7 @@ static void open_counters(struct proxy *p)
 	char err[PATH_MAX + 128];
 
 	snprintf(head.endpoint, sizeof(head.endpoint), "%s", endpoint_name(p));
-	p->stats = &own;
+	p->stats = &p->stats_own;
 	if (stats_create(&p->stats_file, &head, p->ep.user_uid, p->ep.user_gid, err,
 			 sizeof(err)) < 0)
 		log_line(&p->log, XTL_WARN, -1, "no live counters: %s", err);
