@@ -5,8 +5,9 @@
 # is bounded.  Guests are driven through their xenstore data/ directory (see
 # tests/xen/guest-init).
 
-# On request (-s): libvirt and apparmor (libvirtd in dom0: make
-# check-xen-libvirt), throughput, logs.
+# Not in this set: libvirt and apparmor, which need libvirtd in dom0 (the
+# default run's second boot, tests/xen/run); on request (-s): throughput,
+# logs.
 ALL_SCENARIOS="hotplug unplug pty restart qga names destroy qemu saverestore dm default driverdomain"
 
 now() { cut -d' ' -f1 /proc/uptime; }
@@ -1535,7 +1536,7 @@ s_libvirt_guest() {
 	note "restart, destroy and start again: channels served throughout, nothing left"
 }
 
-# ---- apparmor, on request: libvirtd's profile as Debian 12 enforces it ---------
+# ---- apparmor, the libvirt boot: libvirtd's profile as Debian 12 enforces it ---------
 # README.Debian's claim, checked: with Debian 12's profile for libvirtd
 # loaded, libvirt cannot start a guest that needs a device model, whether
 # QEMU or the dispatcher is at libxl's default path; the one local rule

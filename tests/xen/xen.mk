@@ -4,10 +4,11 @@
 # and xenchan-guest packages as installed.  One program (tests/xen/run), one
 # Xen-version profile per tier.  See tests/xen/README.md.  Not part of
 # `make check`.
-#   make check-xen                                  Debian 12's Xen 4.17
+#   make check-xen                                  Debian 12's Xen 4.17: two boots,
+#                                                   the plain dom0, then libvirtd's
 #   make check-xen-4.20                             Xen 4.20.4 from its own package
 #   make check-xen XEN_TEST_ARGS='-s hotplug -v'    one scenario, with the serial log
-#   make check-xen-libvirt                          libvirt's guests (on request)
+#   make check-xen-libvirt                          only the boot with libvirtd
 XEN_TEST_ARGS ?=
 # Xen 4.20.4's package (Xen's `make debball`): the shared copy beside this
 # repository when there is one, else where tests/xen/build-xen-deb writes it.
@@ -19,11 +20,12 @@ XEN_DEB_4_20 ?= $(firstword $(wildcard $(abspath $(CURDIR)/../shared/xen-4.20/xe
 check-xen: deb
 	$(PYTHON) tests/xen/run --xen 4.17 --debs $(DEB_DIR) $(XEN_TEST_ARGS)
 
-# On request, not in check-all: libvirtd in dom0 (libvirt's PV guest with a
-# unix and a pty channel under the xenchan-dm-default package); its image is
-# 54 MiB larger and its boot slower (tests/xen/README.md).
+# check-xen's second boot alone: libvirtd in dom0 (libvirt's PV guest with a
+# unix and a pty channel under the xenchan-dm-default package, then the same
+# under libvirtd's AppArmor profile); its image is 54 MiB larger
+# (tests/xen/README.md).
 check-xen-libvirt: deb
-	$(PYTHON) tests/xen/run --xen 4.17 --debs $(DEB_DIR) -s libvirt $(XEN_TEST_ARGS)
+	$(PYTHON) tests/xen/run --xen 4.17 --debs $(DEB_DIR) -s libvirt,apparmor $(XEN_TEST_ARGS)
 
 check-xen-4.20: deb $(XEN_DEB_4_20)
 	$(PYTHON) tests/xen/run --xen 4.20 --xen-deb $(XEN_DEB_4_20) --debs $(DEB_DIR) $(XEN_TEST_ARGS)
