@@ -102,13 +102,14 @@ check-asan:
 # The proxy under valgrind in every test that starts one; an error or a leak
 # makes valgrind exit 99, which the tests see as the proxy's exit status, and
 # the harness fails a test whose proxy log holds a valgrind error summary.
+# The dispatcher too (test_dispatch), up to its exec: its report must be empty.
 VALGRIND = valgrind -q --error-exitcode=99 --leak-check=full --show-leak-kinds=definite,indirect \
 	--errors-for-leak-kinds=definite,indirect --track-fds=no
 check-valgrind: all $(B)/tests/test-units
 	XENCHAN_NO_SECCOMP=1 XENCHAN_BUILD=$(CURDIR)/$(B) XENCHAN_WRAPPER="$(VALGRIND)" $(PYTHON) -m pytest -q -n 2 \
 	  tests/test_proxy.py tests/test_hotplug.py tests/test_restore.py tests/test_faults.py \
 	  tests/test_dm.py tests/test_transcript.py tests/test_socket_safety.py \
-	  tests/test_driver_domain.py $(PYTEST_ARGS)
+	  tests/test_driver_domain.py tests/test_dispatch.py $(PYTEST_ARGS)
 
 # Every test there is, as .ci/run runs it: the default tests, the same under
 # AddressSanitizer and UndefinedBehaviorSanitizer, the proxy under valgrind,

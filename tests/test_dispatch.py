@@ -20,6 +20,7 @@ The tests' dispatcher ($XENCHAN_BUILD/sim/xenchan-dm-dispatch, or
 $XENCHAN_DISPATCH) runs the xenchan-dm of the build under test."""
 import os
 import re
+import shlex
 import shutil
 import signal
 import socket
@@ -378,3 +379,86 @@ def test_guest_needing_qemu_without_qemu_refused_by_xenchan_dm(host):
     assert "only QEMU can serve this domain" in text, text
     assert not host.xs.exists(dm_node(d, "state"))
     assert not host.xs.exists(be(d, 1) + "/xenchan-pid")
+
+
+# ---- the dispatcher under valgrind (make check-valgrind) -------------------------
+
+def under_valgrind(argv, report):
+    """argv run by $XENCHAN_WRAPPER (valgrind in make check-valgrind), its
+    report in the file report.  Valgrind reports the dispatcher's errors as
+    they happen, before its exec, after which the program it chose runs
+    natively (no --trace-children)."""
+    return shlex.split(os.environ["XENCHAN_WRAPPER"]) + ["--log-file=" + report] + argv
+
+
+def report_of(path):
+    with open(path, errors="replace") as f:
+        return f.read()
+
+
+needs_valgrind = pytest.mark.skipif(not os.environ.get("XENCHAN_WRAPPER"),
+                                    reason="make check-valgrind runs the dispatcher under valgrind")
+
+
+@needs_valgrind
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("case", QEMU_CASES)
+def test_dispatcher_under_valgrind_to_qemu(host, case):
+    """Every QEMU case's decision, taken under valgrind: no error reported,
+    and QEMU's stand-in ran with libxl's argv."""
+    lx, argv, env, caller, d, why = qemu_case(host, case)
+    report = os.path.join(host.dir, "valgrind.report")
+    try:
+        words = under_valgrind(argv, report)
+        proc, log = libxl_spawn(host, lx, words, d, caller, env,
+                                executable=shutil.which(words[0]))
+        assert wait_proc_exit(proc, 60) == 0, open(log).read()
+        got = lx.record()
+    finally:
+        caller.close()
+    assert report_of(report) == ""
+    assert got["argv"] == argv
+    assert re.search(why, first_line(log)), first_line(log)
+
+
+@needs_valgrind
+@pytest.mark.timeout(120)
+@pytest.mark.parametrize("qemu", [True, False])
+def test_dispatcher_under_valgrind_to_xenchan_dm(host, qemu):
+    """A channel-only guest's decision under valgrind, with and without QEMU
+    installed: no error reported, and xenchan-dm serves the guest."""
+    lx = Libexec(host, qemu=qemu)
+    d, sock, g1, g2, argv = two_channel_domain(host)
+    report = os.path.join(host.dir, "valgrind.report")
+    dm = start_dm(host, under_valgrind([lx.path] + argv[argv.index("-xen-domid"):], report), d)
+    assert os.readlink("/proc/%d/exe" % dm.proc.pid) == os.path.join(host.build, "xenchan-dm")
+    assert first_line(dm.log_path).startswith("xenchan-dm-dispatch: domain %d: xenchan-dm: " % d)
+    connected(host, d, 1)
+    with wait_socket_connectable(sock) as c, g1.connect() as t:
+        exchange(c, t, 4 * KIB)
+    libxl_destroy(host, dm, [g1, g2])
+    assert dm.wait() == 0
+    assert report_of(report) == ""
+
+
+@needs_valgrind
+@pytest.mark.timeout(120)
+def test_dispatcher_under_valgrind_refused(host):
+    """A qdisk guest and no QEMU: the dispatcher's "no QEMU" decision under
+    valgrind reports no error; xenchan-dm refuses the guest."""
+    lx = Libexec(host, qemu=False)
+    d = host.domain_create("g1")
+    host.channel_add(d, "org.example.a", devid=1, connection="pty")
+    backend(host, "qdisk", d, 51712)
+    host.xs.mkdir(dm_node(d))
+    report = os.path.join(host.dir, "valgrind.report")
+    caller = Caller(host)
+    try:
+        argv = under_valgrind(pv_argv(host, lx, d, "g1", [(1, None)]), report)
+        proc, log = libxl_spawn(host, lx, argv, d, caller,
+                                executable=shutil.which(argv[0]))
+        assert wait_proc_exit(proc, 60) == EX_CONFIG, open(log).read()
+    finally:
+        caller.close()
+    assert report_of(report) == ""
+    assert "only QEMU can serve this domain" in open(log).read()
