@@ -264,7 +264,7 @@ static void send_status(struct proxy *p, enum backend_standing st, int64_t now)
 	p->notify.tat_ms = (p->notify.tat_ms > now ? p->notify.tat_ms : now) + STATUS_INTERVAL_MS;
 }
 
-void backend_report(struct proxy *p)
+static void report(struct proxy *p, bool last)
 {
 	enum backend_standing st;
 	int64_t now;
@@ -280,10 +280,20 @@ void backend_report(struct proxy *p)
 		return;
 	}
 	now = mono_ms();   /* only on a change: no clock read on an unchanged turn */
-	if (!p->notify.ready_sent || now >= status_due_ms(p))
+	if (!p->notify.ready_sent || last || now >= status_due_ms(p))
 		send_status(p, st, now);
 	else
 		p->notify.pending = true;
+}
+
+void backend_report(struct proxy *p)
+{
+	report(p, false);
+}
+
+void backend_report_last(struct proxy *p)
+{
+	report(p, true);
 }
 
 /* Milliseconds until the failed Connected write is to be tried again, or -1. */

@@ -32,6 +32,9 @@ enum backend_standing backend_standing(const struct proxy *p);
  * discarded, while discarding), rate-limited: a change held back is sent
  * when backend_timeout says.  Nothing is sent without NOTIFY_SOCKET. */
 void backend_report(struct proxy *p);
+/* At exit: the standing now, if it changed, whatever the rate limit (a
+ * change held back would otherwise never be sent). */
+void backend_report_last(struct proxy *p);
 /* Milliseconds until backend_on_timer has work (a failed Connected write
  * to try again) or a held-back STATUS= is due, or -1: none. */
 int backend_timeout(const struct proxy *p);

@@ -984,6 +984,7 @@ static void proxy_finish(struct proxy *p)
 	relay_pump_out(p);
 	relay_flush_held(p);
 	relay_release(p);
+	backend_report_last(p);
 	if (p->phase == PH_ENDING || p->xs == NULL || p->ch.be[0] == '\0')
 		return;
 	systemd_notify(p->notify.fd, "STOPPING=1");

@@ -357,6 +357,30 @@ def test_status_when_the_guest_comes_before_the_client(host):
     notify.close()
 
 
+@pytest.mark.timeout(60)
+def test_last_status_says_why_it_ends_even_when_held_back(host):
+    """More changes than the STATUS= burst (clients coming and going), then
+    the domain dies while the rate limit holds a change back: the proxy's
+    last STATUS= still says why it ends.  The limit thins a fast series; it
+    never drops the last word."""
+    notify = Notify(host.dir)
+    d, n, ts = channel_with_toolstack_socket(host)
+    g = host.guest(d, n)
+    p = host.proxy("--", "web1:" + CHANNEL, check_ready=ts, env=notify.env(host))
+    connected(host, d, n)
+    with g.connect() as t:
+        for _ in range(4):
+            with wait_socket_connectable(ts) as c:
+                exchange(c, t, 16)
+        host.domain_destroy(d)
+        assert p.wait() == 0
+    while select.select([notify.sock], [], [], 0)[0]:
+        notify._recv_one()
+    assert len(notify.statuses) >= 4, notify.statuses
+    assert notify.statuses[-1] == "ending: the channel or the domain is gone", notify.statuses
+    notify.close()
+
+
 # ---- socket activation ----------------------------------------------------------------
 
 @pytest.mark.timeout(90)
