@@ -42,9 +42,11 @@ import bulkhost  # noqa: E402  (bench/, next to this file)
 RING_OUT, RING_IN = 2048, 1024          # sizeof out[], in[] in struct xencons_interface
 SIZES = [1, 64, 1024, 65536]
 SIZE_NAMES = {1: "1 B", 64: "64 B", 1024: "1 KiB", 65536: "64 KiB"}
-# Bytes per throughput run: about a second each on the machine this was
-# written on (a 1-byte writer notifies once per byte, ~0.1 MB/s here).
-TP_BYTES = {1: 128 << 10, 64: 4 << 20, 1024: 16 << 20, 65536: 32 << 20}
+# Bytes per throughput run: about a third of a second each on the machine
+# this was written on (a 1-byte writer notifies once per byte, ~0.1 MB/s
+# here); nine back-to-back pairs (--reps) rather than three longer ones, so
+# that a burst of other load falls on a pair and not on a whole cell.
+TP_BYTES = {1: 48 << 10, 64: (4 << 20) // 3, 1024: (16 << 20) // 3, 65536: (32 << 20) // 3}
 # Counted by name with perf (the rest only in its total): what a relay loop
 # and the test event-channel library call.
 PERF_SYSCALLS = ["poll", "ppoll", "epoll_wait", "epoll_pwait", "epoll_ctl", "recvmmsg", "recvmsg",
@@ -1418,7 +1420,7 @@ def main():
     ap.add_argument("--build", default=os.environ.get("XENCHAN_BUILD", os.path.join(REPO, "build")),
                     help="build directory (default: build/)")
     ap.add_argument("--proxy", help="the proxy binary to measure (default: BUILD/xenchan-proxy)")
-    ap.add_argument("--reps", type=int, default=3, help="throughput repetitions (default 3)")
+    ap.add_argument("--reps", type=int, default=9, help="throughput repetitions (default 9)")
     ap.add_argument("--tp-scale", type=float, default=1.0, help="scale the bytes per throughput run")
     ap.add_argument("--round-trips", type=int, default=10000, help="echo round trips (default 10000)")
     ap.add_argument("--strace-mib-out", type=int, default=4)
