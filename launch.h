@@ -7,6 +7,8 @@
 #ifndef XENCHAN_LAUNCH_H
 #define XENCHAN_LAUNCH_H
 
+#include <limits.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <sys/types.h>
 
@@ -28,5 +30,33 @@ struct restarts {
 /* A proxy failed at now (mono_ms): the milliseconds to wait before starting
  * it again (r->n counts this restart), or -1 if that is one too many. */
 int64_t restart_delay(struct restarts *r, int64_t now);
+
+/* The proxy a launcher runs, by one rule for xenchan-dm and xenchan-devd:
+ * path $XENCHAN_PROXY, else built_in (unless ""), else xenchan-proxy beside
+ * this program; user (for --user) $XENCHAN_PROXY_USER ("root": none), else
+ * PROXY_USER if it exists, else none; options $XENCHAN_PROXY_OPTS cut into
+ * words at blanks (for tests and wrappers; they follow --user, so theirs
+ * wins). */
+#define PROXY_USER     "xenchan"
+#define PROXY_MAX_OPTS 16
+struct proxy_cmd {
+	char path[PATH_MAX];
+	const char *user;                /* NULL: the proxies stay root */
+	char *opts_buf, *opts[PROXY_MAX_OPTS];
+	unsigned n_opts;
+};
+
+/* Fill c.  False when PROXY_USER was wanted and does not exist (errno from
+ * getpwnam, or 0): the caller says so, as the proxies then stay root. */
+bool proxy_cmd_init(struct proxy_cmd *c, const char *built_in);
+/* argv[0...]: the path, --user USER, the options; returns how many (at most
+ * PROXY_ARGV_HEAD).  The caller adds its own and the NULL. */
+#define PROXY_ARGV_HEAD (3 + PROXY_MAX_OPTS)
+unsigned proxy_cmd_argv(const struct proxy_cmd *c, char **argv);
+void proxy_cmd_free(struct proxy_cmd *c);
+
+/* A wait status in words: "exited with status N", "was killed by signal N
+ * (NAME)". */
+void wait_status_text(int status, char *buf, size_t len);
 
 #endif

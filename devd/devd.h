@@ -28,7 +28,6 @@
 /* Channels served at once.  All of a domain's processes share its xenstore
  * quotas (128 watches on Xen 4.17 and 4.20, two per proxy): about 60 fit. */
 #define DEVD_MAX_CHANNELS 256
-#define DEVD_MAX_OPTS     16
 #define DEVD_PATH_MAX     256
 
 struct served {
@@ -49,10 +48,7 @@ struct devd {
 	char dir[DEVD_PATH_MAX];         /* /local/domain/B/backend/console */
 	struct served ch[DEVD_MAX_CHANNELS];
 	unsigned n_ch;
-	char proxy[PATH_MAX];            /* the xenchan-proxy to run */
-	const char *user;                /* its --user, or NULL: root */
-	char *opts_buf, *opts[DEVD_MAX_OPTS];  /* $XENCHAN_PROXY_OPTS, cut into words */
-	unsigned n_opts;
+	struct proxy_cmd proxy;          /* the proxy, its user and options (launch.h) */
 	bool stopping;
 };
 

@@ -318,11 +318,11 @@ int main(int argc, char **argv)
 	}
 	if (r == 0) {
 		log_line(&dd.log, XTL_NOTICE, -1, "serving domain %u's channels (%s), with %s",
-			 dd.backend, dd.dir, dd.proxy);
+			 dd.backend, dd.dir, dd.proxy.path);
 		r = run(&dd, sfd);
 	}
 	xs_close(dd.xs);
-	free(dd.opts_buf);
+	proxy_cmd_free(&dd.proxy);
 	xtl_logger_destroy(dd.log.logger);
 	return r;
 }

@@ -4,7 +4,6 @@
  * with backoff when it fails, reaped, and signalled at the end.
  */
 #include <errno.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,68 +15,37 @@
 #include "../unixsock.h"
 #include "devd.h"
 
-/* A proxy given up (launch.h's restart_delay) stays so until its backend
- * directory goes and comes back. */
-#define DEFAULT_USER      "xenchan"
-
 void devd_find_proxy(struct devd *dd)
 {
-	const char *env = getenv("XENCHAN_PROXY"), *user = getenv("XENCHAN_PROXY_USER");
-	const char *opts = getenv("XENCHAN_PROXY_OPTS");
-	char *save = NULL, *w, *slash;
-	ssize_t n;
-
-	if (user && *user)
-		dd->user = strcmp(user, "root") ? user : NULL;
-	else
-		dd->user = getpwnam(DEFAULT_USER) ? DEFAULT_USER : NULL;
-	if (dd->user == NULL && !(user && *user))
+	if (!proxy_cmd_init(&dd->proxy, ""))
 		log_line(&dd->log, XTL_WARN, -1, "user %s does not exist: the proxies stay "
-			 "root, with no capabilities", DEFAULT_USER);
-	dd->opts_buf = opts ? strdup(opts) : NULL;
-	for (w = dd->opts_buf ? strtok_r(dd->opts_buf, " \t", &save) : NULL;
-	     w && dd->n_opts < DEVD_MAX_OPTS; w = strtok_r(NULL, " \t", &save))
-		dd->opts[dd->n_opts++] = w;
-	if (env && *env) {
-		snprintf(dd->proxy, sizeof(dd->proxy), "%s", env);
-		return;
-	}
-	n = readlink("/proc/self/exe", dd->proxy, sizeof(dd->proxy) - 16);
-	if (n <= 0 || !(slash = memrchr(dd->proxy, '/', (size_t)n)))
-		strcpy(dd->proxy, "xenchan-proxy");
-	else
-		strcpy(slash + 1, "xenchan-proxy");
+			 "root, with no capabilities", PROXY_USER);
 }
 
+/* A proxy given up (launch.h's restart_delay) stays so until its backend
+ * directory goes and comes back. */
 static void schedule_restart(struct devd *dd, struct served *s, const char *how);
 
 void devd_spawn(struct devd *dd, struct served *s)
 {
-	char b[16], d[16], n[16], *argv[DEVD_MAX_OPTS + 10];
-	unsigned k = 0;
+	char b[16], d[16], n[16], *argv[PROXY_ARGV_HEAD + 6];
+	unsigned k = proxy_cmd_argv(&dd->proxy, argv);
 	pid_t pid;
 	int r;
 
 	snprintf(b, sizeof(b), "%u", dd->backend);
 	snprintf(d, sizeof(d), "%u", s->domid);
 	snprintf(n, sizeof(n), "%u", s->devid);
-	argv[k++] = dd->proxy;
-	if (dd->user) {
-		argv[k++] = "--user";
-		argv[k++] = (char *)dd->user;
-	}
-	for (unsigned i = 0; i < dd->n_opts; i++)
-		argv[k++] = dd->opts[i];
 	argv[k++] = "--backend-domid";
 	argv[k++] = b;
 	argv[k++] = "--";
 	argv[k++] = d;
 	argv[k++] = n;
 	argv[k] = NULL;
-	r = spawn_clean(dd->proxy, argv, &pid);
+	r = spawn_clean(dd->proxy.path, argv, &pid);
 	if (r) {
 		log_line(&dd->log, XTL_ERROR, r, "domain %u channel %u: posix_spawn %s",
-			 s->domid, s->devid, dd->proxy);
+			 s->domid, s->devid, dd->proxy.path);
 		schedule_restart(dd, s, "could not be started");
 		return;
 	}
@@ -115,15 +83,11 @@ static void clean_socket(struct devd *dd, const struct served *s)
 
 static void exited(struct devd *dd, struct served *s, pid_t pid, int status)
 {
-	char how[80];
+	char what[72], how[96];
 
 	s->pid = 0;
-	if (WIFEXITED(status))
-		snprintf(how, sizeof(how), "(pid %d) exited with status %d", (int)pid,
-			 WEXITSTATUS(status));
-	else
-		snprintf(how, sizeof(how), "(pid %d) was killed by signal %d", (int)pid,
-			 WTERMSIG(status));
+	wait_status_text(status, what, sizeof(what));
+	snprintf(how, sizeof(how), "(pid %d) %s", (int)pid, what);
 	if (dd->stopping || !s->listed || (WIFEXITED(status) && WEXITSTATUS(status) == 0)) {
 		/* Its own verdict (the channel or the guest is gone), or ours. */
 		s->ended = true;

@@ -42,7 +42,6 @@ struct xs_handle;
  * the channels we serve are those whose backend is this domain,
  * BACKEND_DOMID_DOM0 (nodes.h). */
 #define XSP_MAX           256            /* a xenstore path or value we read */
-#define MAX_PROXY_OPTS    16
 
 struct channel {
 	unsigned devid;
@@ -80,11 +79,7 @@ struct dm {
 		int stop_code;           /* the exit code it asks for (0: none) */
 		bool quit;               /* QMP quit answered (monitor.c) */
 	} req;
-	char proxy[PATH_MAX];
-	const char *proxy_user;          /* --user for the proxies, or NULL: root */
-	char *proxy_opts_buf;            /* $XENCHAN_PROXY_OPTS, cut into */
-	char *proxy_opts[MAX_PROXY_OPTS]; /* these words */
-	unsigned n_proxy_opts;
+	struct proxy_cmd proxy;          /* the proxy, its user and options (launch.h) */
 	struct channel ch[MAX_CHANNELS];
 	unsigned n_ch;
 	struct monitor mon[MAX_MONITORS];

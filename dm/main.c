@@ -282,7 +282,7 @@ static int setup(struct dm *dm)
 	for (unsigned i = 0; i < dm->n_ch; i++)
 		n += dm->ch[i].served;
 	dm_log(dm, XTL_INFO, -1, "xenchan-dm %s standing in for QEMU: serving %u of %u "
-	       "channels with %s", XENCHAN_VERSION, n, dm->n_ch, dm->proxy);
+	       "channels with %s", XENCHAN_VERSION, n, dm->n_ch, dm->proxy.path);
 	for (unsigned i = 0; i < dm->n_ch; i++)
 		if (dm->ch[i].served && spawn_proxy(dm, &dm->ch[i]) < 0) {
 			begin_stopping(dm, EX_UNAVAILABLE);
@@ -304,7 +304,7 @@ static void finish(struct dm *dm)
 		xs_close(dm->xs);
 	if (dm->sfd >= 0)
 		close(dm->sfd);
-	free(dm->proxy_opts_buf);
+	proxy_cmd_free(&dm->proxy);
 }
 
 int main(int argc, char **argv)

@@ -4,7 +4,6 @@
  * number of times when it fails, reaped, and signalled at the end.
  */
 #include <errno.h>
-#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -24,84 +23,25 @@
 #ifndef XENCHAN_PROXY_PATH
 #define XENCHAN_PROXY_PATH ""
 #endif
-/* Who the proxies run as once set up: the xenchan-proxy package's system
- * user, unless $XENCHAN_PROXY_USER names another ("root": stay uid 0, still
- * with no capability). */
-#define DEFAULT_PROXY_USER "xenchan"
-
-
-
-/* $XENCHAN_PROXY_USER, else DEFAULT_PROXY_USER if that user exists (a
- * tree installed without the package may not have it: then root, said in
- * the log); "root": no --user. */
-static void choose_proxy_user(struct dm *dm)
-{
-	const char *user = getenv("XENCHAN_PROXY_USER");
-
-	if (user && *user) {
-		dm->proxy_user = strcmp(user, "root") ? user : NULL;
-		return;
-	}
-	errno = 0;
-	if (getpwnam(DEFAULT_PROXY_USER)) {
-		dm->proxy_user = DEFAULT_PROXY_USER;
-		return;
-	}
-	dm->proxy_user = NULL;
-	dm_log(dm, XTL_WARN, errno ? errno : -1, "user %s does not exist (the xenchan-proxy "
-	       "package makes it): the proxies stay root, with no capabilities",
-	       DEFAULT_PROXY_USER);
-}
-
-/* The proxy: $XENCHAN_PROXY, else the path built in, else xenchan-proxy
- * beside us; the user it becomes after setup; and extra options for it from
- * $XENCHAN_PROXY_OPTS (for tests and wrappers: --no-seccomp under a
- * sanitizer, -v; they come after our --user, so theirs wins). */
+/* The proxy, its user and its options, by launch.h's rule (XENCHAN_PROXY_PATH
+ * built in, if any). */
 void find_proxy(struct dm *dm)
 {
-	const char *env = getenv("XENCHAN_PROXY");
-	const char *opts = getenv("XENCHAN_PROXY_OPTS");
-	char *save = NULL, *w, *slash;
-	ssize_t n;
-
-	choose_proxy_user(dm);
-	dm->proxy_opts_buf = opts ? strdup(opts) : NULL;
-	w = dm->proxy_opts_buf ? strtok_r(dm->proxy_opts_buf, " \t", &save) : NULL;
-	for (; w && dm->n_proxy_opts < MAX_PROXY_OPTS; w = strtok_r(NULL, " \t", &save))
-		dm->proxy_opts[dm->n_proxy_opts++] = w;
-
-	if (env && *env) {
-		snprintf(dm->proxy, sizeof(dm->proxy), "%s", env);
-		return;
-	}
-	if (XENCHAN_PROXY_PATH[0]) {
-		snprintf(dm->proxy, sizeof(dm->proxy), "%s", XENCHAN_PROXY_PATH);
-		return;
-	}
-	n = readlink("/proc/self/exe", dm->proxy, sizeof(dm->proxy) - 16);
-	if (n <= 0 || !(slash = memrchr(dm->proxy, '/', (size_t)n))) {
-		strcpy(dm->proxy, "xenchan-proxy");
-		return;
-	}
-	strcpy(slash + 1, "xenchan-proxy");
+	if (!proxy_cmd_init(&dm->proxy, XENCHAN_PROXY_PATH))
+		dm_log(dm, XTL_WARN, errno ? errno : -1, "user %s does not exist (the "
+		       "xenchan-proxy package makes it): the proxies stay root, with no "
+		       "capabilities", PROXY_USER);
 }
 
 pid_t spawn_proxy(struct dm *dm, struct channel *ch)
 {
-	char domid[16], devid[16], *argv[MAX_PROXY_OPTS + 10];
+	char domid[16], devid[16], *argv[PROXY_ARGV_HEAD + 7];
 	pid_t pid = 0;
-	unsigned n = 0;
+	unsigned n = proxy_cmd_argv(&dm->proxy, argv);
 	int r;
 
 	snprintf(domid, sizeof(domid), "%u", dm->cfg.domid);
 	snprintf(devid, sizeof(devid), "%u", ch->devid);
-	argv[n++] = dm->proxy;
-	if (dm->proxy_user) {
-		argv[n++] = "--user";
-		argv[n++] = (char *)dm->proxy_user;
-	}
-	for (unsigned i = 0; i < dm->n_proxy_opts; i++)
-		argv[n++] = dm->proxy_opts[i];
 	argv[n++] = ch->cd->pty ? "--pty" : "--listen";
 	if (!ch->cd->pty)
 		argv[n++] = (char *)ch->cd->path;
@@ -112,9 +52,9 @@ pid_t spawn_proxy(struct dm *dm, struct channel *ch)
 
 	/* The child starts with no blocked signals and default dispositions,
 	 * and with none of our descriptors but stdio (the log). */
-	r = spawn_clean(dm->proxy, argv, &pid);
+	r = spawn_clean(dm->proxy.path, argv, &pid);
 	if (r) {
-		dm_log(dm, XTL_ERROR, r, "%s: posix_spawn %s", ch->cd->id, dm->proxy);
+		dm_log(dm, XTL_ERROR, r, "%s: posix_spawn %s", ch->cd->id, dm->proxy.path);
 		return -1;
 	}
 	ch->pid = pid;
@@ -123,17 +63,6 @@ pid_t spawn_proxy(struct dm *dm, struct channel *ch)
 	       "on %s%s", ch->cd->id, (int)pid, ch->name, ch->devid,
 	       ch->cd->pty ? "a pty" : "socket ", ch->cd->pty ? "" : ch->cd->path);
 	return pid;
-}
-
-static void describe_status(int status, char *buf, size_t len)
-{
-	if (WIFEXITED(status))
-		snprintf(buf, len, "exited with status %d", WEXITSTATUS(status));
-	else if (WIFSIGNALED(status))
-		snprintf(buf, len, "was killed by signal %d (%s)", WTERMSIG(status),
-			 strsignal(WTERMSIG(status)));
-	else
-		snprintf(buf, len, "ended (wait status %#x)", (unsigned)status);
 }
 
 static void schedule_restart(struct dm *dm, struct channel *ch, const char *how)
@@ -168,7 +97,7 @@ static void proxy_exited(struct dm *dm, struct channel *ch, int status)
 {
 	char how[96];
 
-	describe_status(status, how, sizeof(how));
+	wait_status_text(status, how, sizeof(how));
 	ch->pid = 0;
 	ch->ready = false;
 	remove_stale_socket(dm, ch);

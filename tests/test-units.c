@@ -262,9 +262,44 @@ static void test_restart_delay(void)
 	CHECK(restart_delay(&r, now + RESTART_WINDOW_MS + 2) == 250);
 }
 
+/* The proxy command xenchan-dm and xenchan-devd share: $XENCHAN_PROXY over
+ * the built-in path, "root" for no --user, the options after --user. */
+static void test_proxy_cmd(void)
+{
+	struct proxy_cmd c;
+	char *argv[PROXY_ARGV_HEAD];
+	char wait_text[64];
+
+	setenv("XENCHAN_PROXY_USER", "root", 1);
+	setenv("XENCHAN_PROXY_OPTS", " -v\t--no-seccomp ", 1);
+	unsetenv("XENCHAN_PROXY");
+	CHECK(proxy_cmd_init(&c, "/x/proxy"));
+	CHECK(proxy_cmd_argv(&c, argv) == 3 && !strcmp(argv[0], "/x/proxy") &&
+	      !strcmp(argv[1], "-v") && !strcmp(argv[2], "--no-seccomp"));
+	proxy_cmd_free(&c);
+	setenv("XENCHAN_PROXY_USER", "nobody", 1);
+	setenv("XENCHAN_PROXY", "/y/proxy", 1);
+	CHECK(proxy_cmd_init(&c, "/x/proxy"));
+	CHECK(proxy_cmd_argv(&c, argv) == 5 && !strcmp(argv[0], "/y/proxy") &&
+	      !strcmp(argv[1], "--user") && !strcmp(argv[2], "nobody") &&
+	      !strcmp(argv[3], "-v"));
+	proxy_cmd_free(&c);
+	unsetenv("XENCHAN_PROXY");
+	unsetenv("XENCHAN_PROXY_OPTS");
+	CHECK(proxy_cmd_init(&c, ""));
+	CHECK(proxy_cmd_argv(&c, argv) == 3 && strstr(argv[0], "/xenchan-proxy"));
+	proxy_cmd_free(&c);
+	unsetenv("XENCHAN_PROXY_USER");
+	wait_status_text(9, wait_text, sizeof(wait_text));
+	CHECK(!strcmp(wait_text, "was killed by signal 9 (Killed)"));
+	wait_status_text(78 << 8, wait_text, sizeof(wait_text));
+	CHECK(!strcmp(wait_text, "exited with status 78"));
+}
+
 int main(void)
 {
 	test_restart_delay();
+	test_proxy_cmd();
 	test_ring_roundtrip();
 	test_log_budget();
 	test_ring_wrap_iovecs();

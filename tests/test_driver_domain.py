@@ -175,7 +175,7 @@ def test_devd_serves_restarts_and_ends_with_the_guest(host):
     with wait_socket_connectable(sock) as c, g.connect() as t:
         exchange(c, t, 1 * MIB, timeout=60)
         os.kill(pid1, signal.SIGKILL)
-        wait_log(host, log, r"its proxy \(pid %d\) was killed by signal 9; restarting it" % pid1, devd)
+        wait_log(host, log, r"its proxy \(pid %d\) was killed by signal 9 \(Killed\); restarting it" % pid1, devd)
         pid2 = int(host.wait_xs(be + "/xenchan-pid", lambda v: v != str(pid1).encode(),
                                 proc=devd))
     with wait_socket_connectable(sock) as c, g.connect() as t:
