@@ -376,7 +376,10 @@ def test_last_status_says_why_it_ends_even_when_held_back(host):
         assert p.wait() == 0
     while select.select([notify.sock], [], [], 0)[0]:
         notify._recv_one()
-    assert len(notify.statuses) >= 4, notify.statuses
+    # At least nine changes (the first standing, four clients in and out,
+    # the end); fewer messages: the rate limit held some back, as this test
+    # needs.
+    assert 4 <= len(notify.statuses) <= 8, notify.statuses
     assert notify.statuses[-1] == "ending: the channel or the domain is gone", notify.statuses
     notify.close()
 
